@@ -1,0 +1,6 @@
+export { tf } from './tf';
+export type { Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, Variable } from './tf';
+export { Rng } from './rng';
+export { initBackend, onBackendReady, BACKEND_ORDER } from './select';
+export type { BackendName, BackendInfo } from './select';
+export { assertNoTensorLeak } from './leak';
