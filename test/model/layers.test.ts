@@ -195,10 +195,11 @@ test('no tensor leak across forward + backward of every layer', async () => {
 
 test('the finite-difference checker rejects a wrong gradient (so the checks above can fail)', () => {
   // y = x², with a custom gradient that is off by a factor 1.1
-  const wrong = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const fn = (x: tf.Tensor, save: tf.GradSaveFunc) => {
     save([x]);
     return { value: tf.square(x), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.mul(saved[0], 2.2)) };
-  }) as (x: tf.Tensor) => tf.Tensor;
+  };
+  const wrong = tf.customGrad(fn as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
   const x = randn([3, 4], 8);
   assert.throws(() => checkInputGrad(x, (xx) => projLoss(wrong(xx))), /analytic .* vs finite difference/);
   checkInputGrad(x, (xx) => projLoss(tf.square(xx)));

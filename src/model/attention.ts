@@ -1,0 +1,183 @@
+/**
+ * Multi-head scaled dot-product attention: causal, bidirectional or cross.
+ *
+ * Dimension legend: b batch, tq query tokens, tk key tokens, d width, dc context width
+ * (cross-attention keys/values), h heads, hd = d / h head width.
+ *
+ * Saliency hook (PAPER.md "Modality saliency"): `attnMask` multiplies the softmax
+ * probabilities, A = P ⊙ M, before they weight the values. The caller passes M as a tensor
+ * it differentiates against (a ones tensor); then ∂L/∂M at M = 1 equals P ⊙ ∂L/∂A, exactly
+ * the per-entry term of I_l = |Σ_h A_h ⊙ ∂L/∂A_h|.
+ */
+import { tf } from '../backend';
+import type { ParamStore } from './params';
+import { Linear } from './layers';
+import { RoPE } from './rope';
+
+/** Which tokens attend to which. */
+export type AttentionKind = 'causal' | 'bidirectional' | 'cross';
+export const ATTENTION_KINDS: readonly AttentionKind[] = ['causal', 'bidirectional', 'cross'];
+
+/** Added to masked scores: finite (a fully masked row stays finite) and large enough that exp underflows to exactly 0. */
+const MASKED = -1e9;
+
+export interface AttentionConfig {
+  /** Query / output width d. */
+  dim: number;
+  /** Number of heads h; must divide dim. */
+  heads: number;
+  /** 'causal' (token i sees j ≤ i), 'bidirectional' (all tokens) or 'cross' (queries see a context). */
+  kind: AttentionKind;
+  /** Width of the context tokens for 'cross' (self-attention must leave it unset or = dim). Defaults to dim. */
+  contextDim?: number;
+  /** Whether q, k, v, o have biases. Defaults to true (LLaMA uses false). */
+  bias?: boolean;
+  /** Rotary embedding applied to q and k (self-attention only). Defaults to none. */
+  rope?: RoPE | null;
+  /** Std of the weight init. Defaults to 0.02. */
+  initStd?: number;
+}
+
+export interface ResolvedAttentionConfig {
+  dim: number;
+  heads: number;
+  kind: AttentionKind;
+  contextDim: number;
+  bias: boolean;
+  rope: RoPE | null;
+  initStd: number | undefined;
+}
+
+export function resolveAttentionConfig(cfg: AttentionConfig): ResolvedAttentionConfig {
+  if (!(ATTENTION_KINDS as readonly string[]).includes(cfg.kind)) {
+    throw new Error(`attention.ts: kind "${cfg.kind}" is not one of ${ATTENTION_KINDS.join(', ')}`);
+  }
+  if (!Number.isInteger(cfg.heads) || cfg.heads <= 0 || cfg.dim % cfg.heads !== 0) {
+    throw new Error(`attention.ts: heads (${cfg.heads}) must be a positive divisor of dim (${cfg.dim})`);
+  }
+  const r: ResolvedAttentionConfig = {
+    dim: cfg.dim,
+    heads: cfg.heads,
+    kind: cfg.kind,
+    contextDim: cfg.contextDim ?? cfg.dim,
+    bias: cfg.bias ?? true,
+    rope: cfg.rope ?? null,
+    initStd: cfg.initStd,
+  };
+  if (r.kind !== 'cross' && r.contextDim !== r.dim) {
+    throw new Error(`attention.ts: contextDim (${r.contextDim}) is only for kind "cross"; self-attention reads width dim (${r.dim})`);
+  }
+  if (r.rope && r.kind === 'cross') throw new Error('attention.ts: RoPE is for self-attention; kind "cross" must not set rope');
+  if (r.rope && r.rope.headDim !== r.dim / r.heads) {
+    throw new Error(`attention.ts: RoPE head width ${r.rope.headDim} ≠ dim/heads = ${r.dim / r.heads}`);
+  }
+  return r;
+}
+
+export interface AttentionOptions {
+  /** Context tokens [b, tk, dc]; required for 'cross', rejected otherwise. */
+  context?: tf.Tensor3D;
+  /** Key padding [b, tk], 1 = keep, 0 = pad: padded keys get zero probability. */
+  keyPadding?: tf.Tensor2D;
+  /** Multiplies the probabilities (A = P ⊙ M), broadcastable to [b, h, tq, tk]. */
+  attnMask?: tf.Tensor;
+  /** Also return A = P ⊙ M [b, h, tq, tk]. Defaults to false. */
+  returnProbs?: boolean;
+  /** Position of the first query/key token for RoPE. Defaults to 0. */
+  positionOffset?: number;
+}
+
+export interface AttentionOutput {
+  /** [b, tq, d] */
+  out: tf.Tensor3D;
+  /** [b, h, tq, tk], present when returnProbs was set. */
+  probs?: tf.Tensor4D;
+}
+
+/**
+ * Params: `<path>.q` [d, d], `<path>.k` [dc, d], `<path>.v` [dc, d], `<path>.o` [d, d]
+ * (each `.weight`, plus `.bias` when bias is on).
+ */
+export class MultiHeadAttention {
+  readonly cfg: ResolvedAttentionConfig;
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly o: Linear;
+
+  constructor(store: ParamStore, readonly path: string, cfg: AttentionConfig) {
+    this.cfg = resolveAttentionConfig(cfg);
+    const { dim, contextDim, bias, initStd } = this.cfg;
+    this.q = new Linear(store, `${path}.q`, dim, dim, { bias, initStd });
+    this.k = new Linear(store, `${path}.k`, contextDim, dim, { bias, initStd });
+    this.v = new Linear(store, `${path}.v`, contextDim, dim, { bias, initStd });
+    this.o = new Linear(store, `${path}.o`, dim, dim, { bias, initStd });
+  }
+
+  forward(x: tf.Tensor3D, opts: AttentionOptions = {}): AttentionOutput {
+    return tf.tidy(() => {
+      const { dim, heads, kind, rope } = this.cfg;
+      const hd = dim / heads;
+      const [b, tq] = x.shape;
+      let src: tf.Tensor3D;
+      switch (kind) {
+        case 'cross':
+          if (!opts.context) throw new Error(`attention ${this.path}: kind "cross" needs opts.context [b, tk, ${this.cfg.contextDim}]`);
+          if (opts.context.shape[0] !== b) throw new Error(`attention ${this.path}: context batch ${opts.context.shape[0]} ≠ query batch ${b}`);
+          src = opts.context;
+          break;
+        case 'causal':
+        case 'bidirectional':
+          if (opts.context) throw new Error(`attention ${this.path}: kind "${kind}" is self-attention; opts.context is only for "cross"`);
+          src = x;
+          break;
+        default: {
+          const never: never = kind;
+          throw new Error(`attention ${this.path}: unknown kind ${never}`);
+        }
+      }
+      const tk = src.shape[1];
+
+      let q = tf.reshape(this.q.apply(x), [b, tq, heads, hd]); // [b, tq, h, hd]
+      let k = tf.reshape(this.k.apply(src), [b, tk, heads, hd]); // [b, tk, h, hd]
+      const v = tf.transpose(tf.reshape(this.v.apply(src), [b, tk, heads, hd]), [0, 2, 1, 3]); // [b, h, tk, hd]
+      if (rope) {
+        const off = opts.positionOffset ?? 0;
+        q = rope.apply(q, off);
+        k = rope.apply(k, off);
+      }
+      // Scale q once (cheaper than scaling the [tq, tk] scores); k goes straight to [b, h, hd, tk]
+      // with one transpose so the product needs no transposed matMul.
+      const qh = tf.transpose(tf.mul(q, 1 / Math.sqrt(hd)), [0, 2, 1, 3]); // [b, h, tq, hd]
+      const kt = tf.transpose(k, [0, 2, 3, 1]); // [b, h, hd, tk]
+      let scores: tf.Tensor = tf.matMul(qh, kt); // [b, h, tq, tk]
+
+      if (kind === 'causal') {
+        if (tq !== tk) throw new Error(`attention ${this.path}: causal self-attention needs tq = tk, got ${tq}, ${tk}`);
+        scores = tf.add(scores, causalBias(tq)); // [tq, tk] broadcast
+      }
+      if (opts.keyPadding) {
+        const kp = opts.keyPadding;
+        if (kp.rank !== 2 || kp.shape[0] !== b || kp.shape[1] !== tk) {
+          throw new Error(`attention ${this.path}: keyPadding must be [${b}, ${tk}], got [${kp.shape}]`);
+        }
+        const padBias = tf.mul(tf.sub(1, tf.cast(kp, 'float32')), MASKED); // [b, tk]: 0 keep, MASKED pad
+        scores = tf.add(scores, tf.reshape(padBias, [b, 1, 1, tk]));
+      }
+
+      let probs = tf.softmax(scores) as tf.Tensor4D; // [b, h, tq, tk]
+      if (opts.attnMask) probs = tf.mul(probs, opts.attnMask) as tf.Tensor4D;
+      const ctx = tf.matMul(probs, v); // [b, h, tq, hd]
+      const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [b, tq, dim]) as tf.Tensor3D;
+      const out = this.o.apply(merged);
+      return opts.returnProbs ? { out, probs } : { out };
+    });
+  }
+}
+
+/** [t, t] additive mask: 0 on and below the diagonal, MASKED above (key j > query i). */
+export function causalBias(t: number): tf.Tensor2D {
+  const m = new Float32Array(t * t);
+  for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) m[i * t + j] = MASKED;
+  return tf.tensor2d(m, [t, t]);
+}
