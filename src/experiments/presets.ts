@@ -1,0 +1,44 @@
+/**
+ * Named presets: the ablation variants of PAPER.md's variant table (DESIGN.md "Ablation
+ * switches are configuration"), and the paper's sweeps. Presets are data — partial model
+ * configs merged over the defaults by `resolveModelConfig`.
+ */
+import type { ModelConfig } from '../model/config';
+
+export const PRESETS = {
+  /** LLM on text only: no image anywhere. */
+  'text-only': { earlyFusion: false, lateFusion: false, micl: false },
+  /** Naive end-to-end MLRM: image tokens in the LM (early fusion). */
+  basic: { earlyFusion: true, lateFusion: false, micl: false },
+  /** Late-fusion gate over a text-only prompt. */
+  'late-only': { earlyFusion: false, lateFusion: true, micl: false },
+  'late+early': { earlyFusion: true, lateFusion: true, micl: false },
+  /** Multimodal in-context learning (n_v and n_m from one pass). */
+  micl: { earlyFusion: true, lateFusion: false, micl: true },
+  /** The full method: mICL + late fusion. */
+  notellm2: { earlyFusion: true, lateFusion: true, micl: true },
+} as const satisfies Record<string, ModelConfig>;
+
+export type PresetName = keyof typeof PRESETS;
+export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
+
+/** Looks a preset up, with an error that lists the valid names. */
+export function presetConfig(name: string): ModelConfig {
+  if (!(name in PRESETS)) {
+    throw new Error(`unknown preset "${name}"; valid presets: ${PRESET_NAMES.join(', ')}`);
+  }
+  return structuredClone(PRESETS[name as PresetName]) as ModelConfig;
+}
+
+/** The paper's sweeps (PAPER.md "Sweeps"): Q-Former query tokens and mICL loss ratio text:vision. */
+export const SWEEPS = {
+  queries: [8, 16, 32, 48],
+  miclRatio: [
+    [1, 1],
+    [3, 1],
+    [9, 1],
+    [19, 1],
+  ] as Array<[number, number]>,
+  connector: ['mlp', 'qformer'] as const,
+  freezeVision: [true, false],
+};
