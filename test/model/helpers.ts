@@ -50,7 +50,12 @@ export function checkParamGrads(store: ParamStore, loss: () => tf.Scalar, opts: 
     assert.ok(g, `no gradient for ${path}`);
   }
   for (let d = 0; d < (opts.directions ?? 2); d++) {
-    const dirs = entries.map(([, v]) => randn([...v.shape], rng.int(1e9)));
+    // One random direction over all parameters, scaled to unit norm so the step ε·u stays
+    // small however many parameters there are.
+    const raw = entries.map(([, v]) => randn([...v.shape], rng.int(1e9)));
+    const norm = Math.sqrt(raw.reduce((s, t) => s + tf.tidy(() => tf.sum(tf.square(t)).dataSync()[0]), 0));
+    const dirs = raw.map((t) => tf.tidy(() => tf.div(t, norm)));
+    raw.forEach((t) => t.dispose());
     const analytic = entries.reduce((s, [path], i) => s + tf.tidy(() => tf.sum(tf.mul(grads[path], dirs[i])).dataSync()[0]), 0);
     const saved = entries.map(([, v]) => v.clone());
     const shift = (sign: number): number => {
@@ -74,7 +79,8 @@ export function checkInputGrad(x: tf.Tensor, loss: (x: tf.Tensor) => tf.Scalar, 
   const g = tf.grad(loss)(x);
   for (let d = 0; d < (opts.directions ?? 2); d++) {
     const [analytic, numeric] = tf.tidy(() => {
-      const u = randn([...x.shape], rng.int(1e9));
+      const r = randn([...x.shape], rng.int(1e9));
+      const u = tf.div(r, tf.norm(r)); // unit direction
       const a = tf.sum(tf.mul(g, u)).dataSync()[0];
       const lp = loss(tf.add(x, tf.mul(u, eps))).dataSync()[0];
       const lm = loss(tf.sub(x, tf.mul(u, eps))).dataSync()[0];
