@@ -34,6 +34,16 @@ export interface StoredTensor {
   data: Float32Array | Int32Array;
 }
 export type TensorRecord = Record<string, StoredTensor>;
+/** Float32-only records (model weights, optimiser moments); ParamStore's ParamRecord fits. */
+export type Float32Record = Record<string, { shape: number[]; data: Float32Array }>;
+
+/** Narrows a record to float32, naming the first int32 tensor and its file if there is one. */
+export function asFloat32Record(rec: TensorRecord, source = '<record>'): Float32Record {
+  for (const [name, t] of Object.entries(rec)) {
+    if (!(t.data instanceof Float32Array)) throw new Error(`${source}: tensor "${name}" is I32, expected F32`);
+  }
+  return rec as Float32Record;
+}
 
 export interface SafetensorsContent {
   tensors: TensorRecord;
@@ -325,12 +335,12 @@ export const CHECKPOINT_FILES = {
 } as const;
 
 export interface Checkpoint {
-  /** Model parameters by path. */
-  weights: TensorRecord;
+  /** Model parameters by path (float32). */
+  weights: Float32Record;
   /** The resolved model (and training) configuration; saved as config.json. */
   config: unknown;
   /** Optimiser state for resuming (e.g. AdamW.exportState()). */
-  optimizer?: { step: number; tensors: TensorRecord };
+  optimizer?: { step: number; tensors: Float32Record };
   /** Trainer state for resuming (epoch, data position, best validation loss, RNG state…). */
   trainer?: unknown;
   /** Extra strings stored in model.safetensors' __metadata__. */
@@ -387,9 +397,10 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     const hint = leftovers.length ? ` (an interrupted save left ${leftovers.map((f) => join(parent, f)).join(', ')}: rename it to ${dir} to recover)` : '';
     throw new Error(`${dir}: not a checkpoint directory, ${CHECKPOINT_FILES.weights} is missing${hint}`);
   }
-  const { tensors: weights, metadata } = await readSafetensors(join(dir, CHECKPOINT_FILES.weights));
+  const weightsPath = join(dir, CHECKPOINT_FILES.weights);
+  const { tensors, metadata } = await readSafetensors(weightsPath);
   const config = await readJsonFile(join(dir, CHECKPOINT_FILES.config));
-  const ckpt: Checkpoint = { weights, config, metadata };
+  const ckpt: Checkpoint = { weights: asFloat32Record(tensors, weightsPath), config, metadata };
   const optPath = join(dir, CHECKPOINT_FILES.optimizer);
   if (await exists(optPath)) {
     const opt = await readSafetensors(optPath);
@@ -397,7 +408,7 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     if (!Number.isInteger(step) || step < 0) {
       throw new Error(`${optPath}: __metadata__.step must be a non-negative integer string, got ${JSON.stringify(opt.metadata.step)}`);
     }
-    ckpt.optimizer = { step, tensors: opt.tensors };
+    ckpt.optimizer = { step, tensors: asFloat32Record(opt.tensors, optPath) };
   }
   const trainerPath = join(dir, CHECKPOINT_FILES.trainer);
   if (await exists(trainerPath)) ckpt.trainer = await readJsonFile(trainerPath);

@@ -8,7 +8,7 @@
  * would have taken.
  */
 import { tf } from '../backend';
-import type { StoredTensor } from '../model/checkpoint';
+import type { Float32Record } from '../model/checkpoint';
 
 // ---------------------------------------------------------------------------------------------
 // Learning-rate schedule
@@ -139,7 +139,7 @@ export interface StepInfo {
 /** The optimiser's exportable state: step count plus moments as `m.<param>` / `v.<param>`. */
 export interface AdamWState {
   step: number;
-  tensors: Record<string, StoredTensor>;
+  tensors: Float32Record;
 }
 
 type ParamSource = Record<string, tf.Variable> | Map<string, tf.Variable>;
@@ -271,7 +271,7 @@ export class AdamW {
 
   /** Copies the state out: step count and Float32Array moments named `m.<param>` / `v.<param>`. */
   exportState(): AdamWState {
-    const tensors: Record<string, StoredTensor> = {};
+    const tensors: Float32Record = {};
     for (const [name, m] of this.m) tensors[`m.${name}`] = { shape: [...m.shape], data: m.dataSync() as Float32Array };
     for (const [name, v] of this.v) tensors[`v.${name}`] = { shape: [...v.shape], data: v.dataSync() as Float32Array };
     // dataSync may hand back the backend's own buffer: copy so later steps cannot alias it.
