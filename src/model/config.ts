@@ -11,7 +11,7 @@
 export type ConnectorKind = 'mlp' | 'qformer';
 export const CONNECTOR_KINDS: readonly ConnectorKind[] = ['mlp', 'qformer'];
 
-export interface VisionConfig {
+export interface ModelVisionConfig {
   /** Square input size in pixels. Defaults to 32. */
   imageSize?: number;
   /** Patch side in pixels. Defaults to 8. */
@@ -26,7 +26,7 @@ export interface VisionConfig {
   mlpRatio?: number;
 }
 
-export interface ConnectorConfig {
+export interface ModelConnectorConfig {
   /** 'qformer' (BLIP-2 style, the paper's) or 'mlp' (LLaVA style on patch tokens). Defaults to 'qformer'. */
   kind?: ConnectorKind;
   /** Learnable query tokens of the Q-Former (paper default 16; ablated 8/16/32/48). Defaults to 16. */
@@ -39,7 +39,7 @@ export interface ConnectorConfig {
   heads?: number;
 }
 
-export interface LMConfig {
+export interface ModelLMConfig {
   /** Vocabulary size; set from the tokenizer. Defaults to 2048. */
   vocabSize?: number;
   /** Width. Defaults to 128. */
@@ -79,16 +79,16 @@ export interface ModelConfig {
   micl?: boolean;
   /** Output embedding size (paper: 64). Defaults to 64. */
   outDim?: number;
-  vision?: VisionConfig;
-  connector?: ConnectorConfig;
-  lm?: LMConfig;
+  vision?: ModelVisionConfig;
+  connector?: ModelConnectorConfig;
+  lm?: ModelLMConfig;
   text?: TextLimits;
 }
 
 export type ResolvedModelConfig = Required<Omit<ModelConfig, 'vision' | 'connector' | 'lm' | 'text'>> & {
-  vision: Required<VisionConfig>;
-  connector: Required<ConnectorConfig>;
-  lm: Required<LMConfig>;
+  vision: Required<ModelVisionConfig>;
+  connector: Required<ModelConnectorConfig>;
+  lm: Required<ModelLMConfig>;
   text: Required<TextLimits>;
 };
 
