@@ -171,14 +171,15 @@ export class ParamStore {
 
   /**
    * Value and gradients of a scalar loss with respect to the trainable parameters (at or
-   * below `prefix`), keyed by path. The caller disposes `value` and the gradients.
+   * below `prefix`), keyed by path; parameters the loss does not depend on are absent.
+   * The caller disposes `value` and the gradients.
    */
   variableGrads(f: () => tf.Scalar, prefix = ''): { value: tf.Scalar; grads: Record<string, tf.Tensor> } {
     const entries = this.trainableEntries(prefix);
     if (entries.length === 0) throw new Error(`ParamStore.variableGrads: no trainable parameters under "${prefix}"`);
     const { value, grads } = tf.variableGrads(f, entries.map(([, v]) => v));
     const byPath: Record<string, tf.Tensor> = {};
-    for (const [path, v] of entries) byPath[path] = grads[v.name];
+    for (const [path, v] of entries) if (grads[v.name]) byPath[path] = grads[v.name];
     return { value, grads: byPath };
   }
 
