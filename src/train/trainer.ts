@@ -1,0 +1,223 @@
+/**
+ * The training loop shared by representation training and unimodal pretraining.
+ *
+ * A `TrainTask` says how to build a batch from example indices and how to compute its loss;
+ * the loop owns everything else: shuffling (a permutation per epoch from the seed), AdamW
+ * with warm-up and decay, clipping, validation each epoch, the resumable `last` checkpoint
+ * and the `best` checkpoint (by validation loss), progress, and stopping on a non-finite loss.
+ *
+ * Exact resume: the batch of step s depends only on (seed, s) — the epoch permutation comes
+ * from rng.fork(`epoch<e>`) and augmentation from rng.fork(`step<s>`) — so reloading weights,
+ * optimiser moments and the step counter continues with the same losses as an uninterrupted run.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Rng, tf } from '../backend';
+import type { ParamStore } from '../model/params';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint';
+import { AdamW, learningRateAt } from './optim';
+import { createProgress, type ProgressOptions } from './progress';
+import type { ResolvedTrainConfig } from './config';
+
+export type Split = 'train' | 'val';
+
+export interface TrainTask<B> {
+  /** Number of training examples (e.g. related pairs). */
+  readonly trainSize: number;
+  /** Number of validation examples (0: no validation). */
+  readonly valSize: number;
+  /** Notes per example, for the notes/s figure (2 for a pair). Defaults to 1. */
+  readonly notesPerExample?: number;
+  /** Builds the batch of these example indices; `rng` drives augmentation (train only). */
+  batch(split: Split, indices: number[], rng: Rng | null): B | Promise<B>;
+  /** The scalar loss of a batch: synchronous, a pure function of the batch and the variables. */
+  loss(batch: B): tf.Scalar;
+  /** Frees whatever tensors the batch holds. */
+  disposeBatch(batch: B): void;
+}
+
+export interface StepRecord {
+  step: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Temperature τ when the store holds one at `tauPath`. */
+  tau?: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  history: StepRecord[];
+  /** Validation loss after each epoch. */
+  valLoss: number[];
+  bestEpoch: number;
+  bestValLoss: number;
+  seconds: number;
+  /** Whether training continued from a saved `last` checkpoint. */
+  resumed: boolean;
+}
+
+export interface TrainOptions {
+  /** Folder for `last/` and `best/` checkpoints; none: no checkpoints. */
+  checkpointDir?: string;
+  /** Continue from `<checkpointDir>/last` when it exists. Defaults to true. */
+  resume?: boolean;
+  /** Saved as config.json beside every checkpoint (so a result can be re-run). */
+  config?: unknown;
+  /** Parameter path of the temperature, reported in progress and history. */
+  tauPath?: string;
+  /** At the end, load the best-validation weights back into the store. Defaults to true. */
+  restoreBest?: boolean;
+  progress?: ProgressOptions;
+  /** Called after each optimiser step (e.g. to stop a test run early by throwing). */
+  onStep?: (rec: StepRecord) => void;
+}
+
+export class NonFiniteLossError extends Error {}
+
+interface TrainerState {
+  step: number;
+  history: StepRecord[];
+  valLoss: number[];
+  bestEpoch: number;
+  bestValLoss: number;
+  seconds: number;
+}
+
+function permutation(n: number, rng: Rng): number[] {
+  return rng.shuffle(Array.from({ length: n }, (_, i) => i));
+}
+
+export async function train<B>(task: TrainTask<B>, store: ParamStore, cfg: ResolvedTrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
+  const bsz = cfg.batchPairs;
+  const stepsPerEpoch = Math.floor(task.trainSize / bsz);
+  if (stepsPerEpoch < 1) {
+    throw new Error(`train: ${task.trainSize} training examples cannot fill one batch of ${bsz}; lower batchPairs or add data`);
+  }
+  const planned = cfg.epochs * stepsPerEpoch;
+  const totalSteps = cfg.maxSteps > 0 ? Math.min(cfg.maxSteps, planned) : planned;
+  const trainable = new Map(store.trainableEntries());
+  const optimizer = new AdamW(trainable, {
+    lr: (s) => learningRateAt(s, { lr: cfg.lr, totalSteps, warmup: cfg.warmup, decay: cfg.decay }),
+    weightDecay: cfg.weightDecay,
+    clipNorm: cfg.clipNorm > 0 ? cfg.clipNorm : undefined,
+  });
+  const root = new Rng(cfg.seed);
+  const lastDir = opts.checkpointDir ? join(opts.checkpointDir, 'last') : undefined;
+  const bestDir = opts.checkpointDir ? join(opts.checkpointDir, 'best') : undefined;
+  let state: TrainerState = { step: 0, history: [], valLoss: [], bestEpoch: -1, bestValLoss: Infinity, seconds: 0 };
+  let resumed = false;
+  if (lastDir && (opts.resume ?? true) && existsSync(join(lastDir, 'model.safetensors'))) {
+    const ck = await loadCheckpoint(lastDir);
+    store.load(ck.weights);
+    if (ck.optimizer) optimizer.importState(ck.optimizer);
+    state = ck.trainer as TrainerState;
+    resumed = true;
+  }
+
+  const save = async (dir: string) =>
+    saveCheckpoint(dir, {
+      weights: store.export(),
+      config: opts.config ?? null,
+      optimizer: optimizer.exportState(),
+      trainer: state,
+    });
+  const readTau = () => (opts.tauPath && store.has(opts.tauPath) ? store.get(opts.tauPath).dataSync()[0] : undefined);
+
+  const validate = async (): Promise<number> => {
+    if (task.valSize < 1) return NaN;
+    const order = Array.from({ length: task.valSize }, (_, i) => i);
+    let sum = 0;
+    let count = 0;
+    // Full batches only: the in-batch contrastive loss depends on the batch size.
+    const vb = Math.min(bsz, task.valSize);
+    for (let i = 0; i + vb <= order.length; i += vb) {
+      const batch = await task.batch('val', order.slice(i, i + vb), null);
+      try {
+        const l = tf.tidy(() => task.loss(batch));
+        sum += l.dataSync()[0];
+        l.dispose();
+        count++;
+      } finally {
+        task.disposeBatch(batch);
+      }
+    }
+    return sum / count;
+  };
+
+  const progress = createProgress({ label: 'train', ...opts.progress });
+  progress.start(totalSteps, state.step);
+  const t0 = Date.now() - state.seconds * 1000;
+  let bestWeights: ReturnType<ParamStore['export']> | undefined;
+  let epochOrder: number[] = [];
+  let orderEpoch = -1;
+  try {
+    while (state.step < totalSteps) {
+      const step = state.step;
+      const epoch = Math.floor(step / stepsPerEpoch);
+      if (epoch !== orderEpoch) {
+        epochOrder = permutation(task.trainSize, root.fork(`epoch${epoch}`));
+        orderEpoch = epoch;
+      }
+      const at = (step % stepsPerEpoch) * bsz;
+      const tStep = Date.now();
+      const batch = await task.batch('train', epochOrder.slice(at, at + bsz), root.fork(`step${step}`));
+      let loss: number;
+      let info: { lr: number; gradNorm: number };
+      try {
+        const { value, grads } = store.variableGrads(() => task.loss(batch));
+        loss = value.dataSync()[0];
+        value.dispose();
+        if (!Number.isFinite(loss)) {
+          tf.dispose(Object.values(grads));
+          const kept = lastDir && existsSync(lastDir) ? `; the last good checkpoint is kept at ${lastDir}` : '';
+          throw new NonFiniteLossError(`training stopped: non-finite loss (${loss}) at step ${step} (epoch ${epoch})${kept}`);
+        }
+        info = optimizer.applyGradients(grads);
+        tf.dispose(Object.values(grads));
+      } finally {
+        task.disposeBatch(batch);
+      }
+      const rec: StepRecord = { step, epoch, loss, lr: info.lr, gradNorm: info.gradNorm, tau: readTau() };
+      state.history.push(rec);
+      state.step = step + 1;
+      state.seconds = (Date.now() - t0) / 1000;
+      const notesPerSec = (bsz * (task.notesPerExample ?? 1) * 1000) / Math.max(1, Date.now() - tStep);
+      progress.update(state.step, { loss, tau: rec.tau, lr: info.lr, notesPerSec });
+      opts.onStep?.(rec);
+
+      const epochEnd = state.step % stepsPerEpoch === 0 || state.step === totalSteps;
+      if (epochEnd) {
+        const v = await validate();
+        state.valLoss.push(v);
+        progress.log(`epoch ${epoch + 1}: validation loss ${Number.isNaN(v) ? 'n/a' : v.toFixed(4)}`);
+        if (Number.isNaN(v) || v < state.bestValLoss) {
+          state.bestValLoss = Number.isNaN(v) ? state.bestValLoss : v;
+          state.bestEpoch = epoch;
+          bestWeights = store.export();
+          if (bestDir) await save(bestDir);
+        }
+        if (lastDir) await save(lastDir);
+      } else if (lastDir && cfg.checkpointEvery > 0 && state.step % cfg.checkpointEvery === 0) {
+        await save(lastDir);
+      }
+    }
+  } finally {
+    progress.stop();
+    optimizer.dispose();
+  }
+  if ((opts.restoreBest ?? true) && state.bestEpoch >= 0) {
+    if (bestWeights) store.load(bestWeights);
+    else if (bestDir && existsSync(join(bestDir, 'model.safetensors'))) store.load((await loadCheckpoint(bestDir)).weights);
+  }
+  return {
+    steps: state.step,
+    history: state.history,
+    valLoss: state.valLoss,
+    bestEpoch: state.bestEpoch,
+    bestValLoss: state.bestValLoss,
+    seconds: state.seconds,
+    resumed,
+  };
+}

@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend, tf, type Rng } from '../../src/backend';
+import { ParamStore } from '../../src/model/params';
+import { resolveTrainConfig } from '../../src/train/config';
+import { NonFiniteLossError, train, type TrainTask } from '../../src/train/trainer';
+
+// Linear regression y = x·w* with noise-free targets: the loss must fall, and the run is
+// small enough to compare step by step.
+function regression(store: ParamStore, opts: { poisonAt?: number } = {}): TrainTask<{ x: tf.Tensor2D; y: tf.Tensor2D; poison: boolean }> {
+  const n = 64;
+  const X = Array.from({ length: n }, (_, i) => [Math.sin(i), Math.cos(1.3 * i), ((i % 7) - 3) / 3]);
+  const wStar = [0.5, -1.5, 2];
+  const Y = X.map((r) => [r[0] * wStar[0] + r[1] * wStar[1] + r[2] * wStar[2]]);
+  const w = store.param('w', [3, 1], { kind: 'zeros' });
+  let calls = 0;
+  return {
+    trainSize: 48,
+    valSize: 16,
+    batch(split, idx, rng: Rng | null) {
+      const off = split === 'train' ? 0 : 48;
+      // The augmentation rng is consumed so that resume must reproduce it too.
+      const jitter = rng ? rng.next() * 1e-3 : 0;
+      if (split === 'train') calls++;
+      return {
+        x: tf.tensor2d(idx.map((i) => X[off + i].map((v) => v + jitter))),
+        y: tf.tensor2d(idx.map((i) => Y[off + i])),
+        poison: split === 'train' && opts.poisonAt !== undefined && calls > opts.poisonAt,
+      };
+    },
+    loss(b) {
+      const err = tf.sub(tf.matMul(b.x, w), b.y);
+      const l = tf.mean(tf.square(err)) as tf.Scalar;
+      return b.poison ? (tf.mul(l, Infinity) as tf.Scalar) : l;
+    },
+    disposeBatch(b) {
+      tf.dispose([b.x, b.y]);
+    },
+  };
+}
+
+const cfg = resolveTrainConfig({ epochs: 4, batchPairs: 8, lr: 0.2, warmup: 0.1, seed: 3 });
+
+test('loss falls; validation each epoch; no tensor leak', async () => {
+  await initBackend();
+  const store = new ParamStore(0);
+  const task = regression(store);
+  const before = tf.memory().numTensors;
+  const r = await train(task, store, cfg);
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(r.steps, 4 * 6);
+  assert.equal(r.valLoss.length, 4);
+  assert.ok(r.history.at(-1)!.loss < r.history[0].loss / 4, `loss ${r.history[0].loss} → ${r.history.at(-1)!.loss}`);
+  assert.ok(r.valLoss[3] < r.valLoss[0]);
+  store.dispose();
+});
+
+test('resume from the last checkpoint reproduces the uninterrupted losses exactly', async () => {
+  await initBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'nl2-trainer-'));
+  try {
+    const full = new ParamStore(0);
+    const ref = await train(regression(full), full, cfg);
+    const a = new ParamStore(0);
+    // Interrupt after step 9 (the epoch-1 checkpoint at step 6 and a mid-epoch one at 8 exist).
+    const stopAt = 9;
+    await assert.rejects(
+      train(regression(a), a, { ...cfg, checkpointEvery: 2 }, {
+        checkpointDir: dir,
+        onStep: (rec) => {
+          if (rec.step + 1 === stopAt) throw new Error('interrupted');
+        },
+      }),
+      /interrupted/,
+    );
+    a.dispose();
+    const b = new ParamStore(99); // different init: everything must come from the checkpoint
+    const resumed = await train(regression(b), b, { ...cfg, checkpointEvery: 2 }, { checkpointDir: dir });
+    assert.equal(resumed.resumed, true);
+    assert.equal(resumed.history.length, ref.history.length);
+    for (let i = 0; i < ref.history.length; i++) {
+      assert.equal(resumed.history[i].loss, ref.history[i].loss, `step ${i}`);
+    }
+    assert.deepEqual(Array.from(b.get('w').dataSync()), Array.from(full.get('w').dataSync()));
+    full.dispose();
+    b.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a non-finite loss stops with a clear message and keeps the last good checkpoint', async () => {
+  await initBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'nl2-trainer-'));
+  try {
+    const store = new ParamStore(0);
+    await assert.rejects(
+      train(regression(store, { poisonAt: 8 }), store, cfg, { checkpointDir: dir }),
+      (e: unknown) => e instanceof NonFiniteLossError && /non-finite loss \(Infinity\) at step 8 .*last good checkpoint is kept/.test((e as Error).message),
+    );
+    assert.ok(existsSync(join(dir, 'last', 'model.safetensors')));
+    assert.ok(Number.isFinite(store.get('w').dataSync()[0]));
+    store.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
