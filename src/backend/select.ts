@@ -4,7 +4,9 @@
  * libtensorflow, which is impossible where only the npm registry is reachable), so they are
  * picked up only when they load.
  */
+import { initGemm } from './gemm';
 import { tf } from './tf';
+import { installWasmKernels } from './wasm-kernels';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -49,6 +51,15 @@ async function activate(name: BackendName): Promise<boolean> {
   }
 }
 
+/**
+ * Installs this folder's fast-path kernels on the active backend: on wasm the transpose
+ * wrapper and UnsortedSegmentSum; on wasm and cpu the GEMM routing (NOTELLM2_GEMM).
+ */
+function installFastPaths(name: string): void {
+  if (name === 'wasm') installWasmKernels();
+  initGemm();
+}
+
 let hooks: Array<(name: string) => void> = [];
 /** Lets backend/ register its fast-path kernels once a backend is active. */
 export function onBackendReady(hook: (name: string) => void): void {
@@ -69,12 +80,14 @@ export async function initBackend(requested?: string): Promise<BackendInfo> {
       throw new Error(`backend "${want}" was requested but could not be loaded`);
     }
     await tf.ready();
+    installFastPaths(tf.getBackend());
     for (const h of hooks) h(tf.getBackend());
     return { name: tf.getBackend(), reason: `requested "${want}"` };
   }
   for (const name of BACKEND_ORDER) {
     if (await activate(name)) {
       await tf.ready();
+      installFastPaths(tf.getBackend());
       for (const h of hooks) h(tf.getBackend());
       return { name: tf.getBackend(), reason: `first of ${BACKEND_ORDER.join(' → ')} that loaded` };
     }

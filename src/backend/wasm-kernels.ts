@@ -1,0 +1,221 @@
+/**
+ * Fast-path kernels for the tfjs wasm backend (SIMD, XNNPACK).
+ *
+ * 1. Transpose wrapper for `BatchMatMul` / `_FusedMatMul` (registered through gemm.ts). The wasm kernel reaches XNNPACK's
+ *    packed GEMM only for untransposed operands; with `transposeA`/`transposeB` it falls back
+ *    to a naive loop (measured on 2 shared cores: 768×128·128×384 takes 3.0 ms plain, 33 ms
+ *    with transposeA, 23 ms with transposeB). Every backward pass of a matMul asks for
+ *    transposed operands, so training spent most of its time there. The wrapper materialises
+ *    the transposed operand with the wasm `Transpose` kernel (a memory-bound copy, ~0.1 ms at
+ *    these sizes) and calls the original kernel untransposed.
+ *
+ * 2. `UnsortedSegmentSum`, which the wasm backend lacks and which the gradient of `gather`
+ *    (embedding lookups) needs. It sums rows of x on the wasm heap in JS typed-array loops:
+ *    O(x.size) additions, a fraction of a millisecond for an embedding gradient
+ *    ([B·T, D] = [768, 128]), so a C++ kernel would not pay for itself.
+ *
+ * Multithreading (XNNPACK's pthreadpool) under Node was tried and is not used; see
+ * `WASM_THREADS_FINDINGS` below.
+ */
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { tf } from './tf';
+
+type TensorInfo = tf.TensorInfo;
+type KernelConfig = tf.KernelConfig;
+type NamedAttrMap = tf.NamedAttrMap;
+type KernelArgs = Parameters<KernelConfig['kernelFunc']>[0];
+
+/**
+ * What was found trying wasm threads in Node (tfjs 4.22), kept here because the answer
+ * decides whether to revisit it:
+ * - tfjs forces the `WASM_HAS_MULTITHREAD_SUPPORT` flag to false under Node
+ *   (tfjs/issues/3830). Setting it to true (and setThreadsCount(2)) before
+ *   `setBackend('wasm')` makes tfjs load the threaded-SIMD build, whose Emscripten pthread
+ *   workers are started from a `blob:` URL; Node's `worker_threads.Worker` rejects it
+ *   (ERR_WORKER_PATH: "must be an absolute path or a relative path starting with './'") and
+ *   the backend fails to initialise. Working around it would mean patching Blob, URL and
+ *   worker_threads inside tfjs's Emscripten loader — not worth it, given the next point.
+ * - Even where the threaded build loads (browsers), only XNNPACK operators (the GEMM,
+ *   convolutions) use the pool; tfjs's element-wise kernels stay single-threaded. On this
+ *   project's machines the products run on ONNX Runtime's threaded GEMM instead (gemm.ts),
+ *   which is where a second core pays off.
+ */
+export const WASM_THREADS_FINDINGS =
+  'wasm threads not used: tfjs disables them in Node and its pthread workers load from blob: URLs, ' +
+  'which Node worker_threads cannot start; products use ONNX Runtime threads instead';
+
+/** Swaps the last two axes of a rank ≥ 2 shape's permutation. */
+function lastTwoSwapped(rank: number): number[] {
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return perm;
+}
+
+/** Original kernels, kept so the wrappers can call them and `uninstall` can restore them. */
+const originals = new Map<string, KernelConfig>();
+
+function original(kernelName: string, backendName: string): KernelConfig {
+  const key = `${kernelName}/${backendName}`;
+  let cfg = originals.get(key);
+  if (!cfg) {
+    const found = tf.getKernel(kernelName, backendName);
+    if (!found) throw new Error(`wasm-kernels.ts: backend "${backendName}" has no ${kernelName} kernel to wrap`);
+    cfg = found;
+    originals.set(key, cfg);
+  }
+  return cfg;
+}
+
+/** Replaces (or adds) a kernel registration; keeps the original's setupFunc/disposeFunc. */
+export function replaceKernel(cfg: KernelConfig): void {
+  if (tf.getKernel(cfg.kernelName, cfg.backendName)) tf.unregisterKernel(cfg.kernelName, cfg.backendName);
+  tf.registerKernel(cfg);
+}
+
+/** Restores a kernel saved by `original` (or removes one this module added). */
+export function restoreKernel(kernelName: string, backendName: string): void {
+  const key = `${kernelName}/${backendName}`;
+  const cfg = originals.get(key);
+  if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+  if (cfg) tf.registerKernel(cfg);
+}
+
+/** The backend's own kernel function for `kernelName` (as shipped, before any wrapping). */
+export function originalKernel(kernelName: string, backendName: string): KernelConfig['kernelFunc'] {
+  return original(kernelName, backendName).kernelFunc;
+}
+
+/**
+ * Runs `fn` on a and b with transposeA/transposeB materialised by the wasm Transpose kernel,
+ * then frees the temporary copies. `fn` receives untransposed operands.
+ */
+function withMaterialisedTransposes(
+  backend: BackendWasm,
+  a: TensorInfo,
+  b: TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  fn: (a: TensorInfo, b: TensorInfo) => TensorInfo,
+): TensorInfo {
+  const transpose = originalKernel('Transpose', 'wasm');
+  const temps: TensorInfo[] = [];
+  const materialise = (x: TensorInfo): TensorInfo => {
+    const t = transpose({ inputs: { x }, backend, attrs: { perm: lastTwoSwapped(x.shape.length) } }) as TensorInfo;
+    temps.push(t);
+    return t;
+  };
+  try {
+    return fn(transposeA ? materialise(a) : a, transposeB ? materialise(b) : b);
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+}
+
+/** BatchMatMul on wasm with transposes materialised first (the fast GEMM path). */
+export function wasmBatchMatMulTransposed(args: {
+  inputs: { a: TensorInfo; b: TensorInfo };
+  backend: BackendWasm;
+  attrs: NamedAttrMap;
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const transposeA = Boolean(attrs.transposeA);
+  const transposeB = Boolean(attrs.transposeB);
+  const base = originalKernel('BatchMatMul', 'wasm');
+  if (!transposeA && !transposeB) return base(args as unknown as KernelArgs) as TensorInfo;
+  return withMaterialisedTransposes(backend, inputs.a, inputs.b, transposeA, transposeB, (a, b) =>
+    base({
+      inputs: { a, b },
+      backend,
+      attrs: { ...attrs, transposeA: false, transposeB: false },
+    } as unknown as KernelArgs) as TensorInfo,
+  );
+}
+
+/** _FusedMatMul (product + bias + activation) on wasm with transposes materialised first. */
+export function wasmFusedMatMulTransposed(args: {
+  inputs: { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
+  backend: BackendWasm;
+  attrs: NamedAttrMap;
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const transposeA = Boolean(attrs.transposeA);
+  const transposeB = Boolean(attrs.transposeB);
+  const base = originalKernel('_FusedMatMul', 'wasm');
+  if (!transposeA && !transposeB) return base(args as unknown as KernelArgs) as TensorInfo;
+  return withMaterialisedTransposes(backend, inputs.a, inputs.b, transposeA, transposeB, (a, b) =>
+    base({
+      inputs: { ...inputs, a, b },
+      backend,
+      attrs: { ...attrs, transposeA: false, transposeB: false },
+    } as unknown as KernelArgs) as TensorInfo,
+  );
+}
+
+/**
+ * UnsortedSegmentSum: out[s, ...] = Σ_{i : ids[i] = s} x[i, ...]. ids has the shape of x's
+ * leading axes; out has shape [numSegments, ...x.shape.slice(ids.rank)]. Ids outside
+ * [0, numSegments) contribute nothing (TensorFlow drops negative ids the same way).
+ * Summation runs in index order, so results are deterministic.
+ */
+export function unsortedSegmentSumWasm(args: {
+  inputs: { x: TensorInfo; segmentIds: TensorInfo };
+  backend: BackendWasm;
+  attrs: NamedAttrMap;
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { x, segmentIds } = inputs;
+  const numSegments = Number(attrs.numSegments);
+  if (!Number.isInteger(numSegments) || numSegments < 0) {
+    throw new Error(`UnsortedSegmentSum (wasm): numSegments must be a non-negative integer, got ${attrs.numSegments}`);
+  }
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') {
+    throw new Error(`UnsortedSegmentSum (wasm): x must be float32 or int32, got ${x.dtype}`);
+  }
+  const idRank = segmentIds.shape.length;
+  for (let i = 0; i < idRank; i++) {
+    if (segmentIds.shape[i] !== x.shape[i]) {
+      throw new Error(
+        `UnsortedSegmentSum (wasm): segmentIds shape [${segmentIds.shape}] must be a prefix of x shape [${x.shape}]`,
+      );
+    }
+  }
+  const inner = x.shape.slice(idRank);
+  const rowSize = tf.util.sizeFromShape(inner);
+  const out = backend.makeOutput([numSegments, ...inner], x.dtype);
+  // Views are taken after makeOutput: an allocation may grow (and so detach) the heap.
+  const xs = backend.typedArrayFromHeap(x) as Float32Array | Int32Array;
+  const rawIds = backend.typedArrayFromHeap(segmentIds);
+  const ys = backend.typedArrayFromHeap(out) as Float32Array | Int32Array;
+  ys.fill(0);
+  const n = rawIds.length;
+  for (let i = 0; i < n; i++) {
+    const s = rawIds[i];
+    if (s < 0 || s >= numSegments) continue;
+    const src = i * rowSize;
+    const dst = s * rowSize;
+    for (let j = 0; j < rowSize; j++) ys[dst + j] += xs[src + j];
+  }
+  return out;
+}
+
+let ownSegmentSum = false;
+
+/**
+ * Adds UnsortedSegmentSum to the wasm backend (idempotent). BatchMatMul/_FusedMatMul are
+ * registered by gemm.ts, whose routing kernels call the transpose wrappers above for the
+ * products that stay on wasm.
+ */
+export function installWasmKernels(): void {
+  // Resolve the shipped kernels before anything replaces them.
+  for (const name of ['BatchMatMul', '_FusedMatMul', 'Transpose']) original(name, 'wasm');
+  // Registered only where tfjs has none (a later release may ship its own; keep that one).
+  if (!ownSegmentSum && !tf.getKernel('UnsortedSegmentSum', 'wasm')) {
+    replaceKernel({
+      kernelName: 'UnsortedSegmentSum',
+      backendName: 'wasm',
+      kernelFunc: unsortedSegmentSumWasm as unknown as KernelConfig['kernelFunc'],
+    });
+    ownSegmentSum = true;
+  }
+}
