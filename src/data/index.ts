@@ -1,0 +1,5 @@
+export * from './schema';
+export * from './csv';
+export * from './loaders';
+export * from './validate';
+export * from './images';
