@@ -1,0 +1,17 @@
+/**
+ * Neural building blocks of the representation model (DESIGN.md "model" layer).
+ * Reading order: params → layers → rope → attention → vit → connector → lm.
+ */
+export { ParamStore, pathHasPrefix } from './params';
+export type { ParamInit, ParamTensor, ParamRecord, LoadReport } from './params';
+export { Linear, LayerNorm, RMSNorm, GeluMLP, SwiGLUMLP, mlp2xGelu, gelu, silu, swigluHidden, DEFAULT_INIT_STD } from './layers';
+export type { LinearOptions, NormOptions, MlpOptions } from './layers';
+export { RoPE } from './rope';
+export { MultiHeadAttention, resolveAttentionConfig, causalBias, ATTENTION_KINDS } from './attention';
+export type { AttentionKind, AttentionConfig, ResolvedAttentionConfig, AttentionOptions, AttentionOutput } from './attention';
+export { ViT, ViTBlock, patchify, resolveViTConfig } from './vit';
+export type { ViTConfig, ResolvedViTConfig, ViTForwardOptions, ViTOutput } from './vit';
+export { createConnector, resolveConnectorConfig, MlpConnector, QFormerConnector, QFormerLayer, CONNECTOR_KINDS } from './connector';
+export type { Connector, ConnectorKind, ConnectorConfig, ResolvedConnectorConfig } from './connector';
+export { DecoderLM, DecoderBlock, resolveLMConfig } from './lm';
+export type { LMConfig, ResolvedLMConfig, LMForwardOptions, LMOutput } from './lm';
