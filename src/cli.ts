@@ -3,6 +3,7 @@
  * on the commander program; this file only assembles them.
  */
 import { Command } from 'commander';
+import { registerReport } from './cli/report';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .name('notellm2')
     .description('Multimodal item-to-item representation models in the style of NoteLLM-2')
     .showHelpAfterError();
+  registerReport(program);
   return program;
 }
 

@@ -1,0 +1,180 @@
+/**
+ * HTML building blocks shared by the notebook display and the report: escaping, tables,
+ * the inlined plotly.js script and a figure's div + draw script.
+ *
+ * Everything is inlined (no CDN, no network): a report or an executed notebook opens offline.
+ */
+import { readFileSync } from 'node:fs';
+import type { Figure } from './types';
+
+export function escapeHtml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
+/**
+ * JSON that is safe inside a `<script>` element: `<` is written as `\u003c` (valid in JSON and
+ * JS strings), so no `</script>` or `<!--` in the data can end or confuse the element.
+ */
+export function scriptSafeJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+}
+
+let plotlyCache: { version: string; source: string } | undefined;
+
+/** The plotly.js-dist-min bundle from node_modules (read once per process). */
+export function plotlySource(): { version: string; source: string } {
+  if (!plotlyCache) {
+    const file = require.resolve('plotly.js-dist-min');
+    const source = readFileSync(file, 'utf8');
+    const version = /plotly\.js v([\d.]+)/.exec(source.slice(0, 200))?.[1] ?? 'unknown';
+    if (/<\/script/i.test(source)) throw new Error(`${file}: contains "</script", cannot be inlined into HTML`);
+    plotlyCache = { version, source };
+  }
+  return plotlyCache;
+}
+
+/**
+ * A `<script>` element defining `window.Plotly` from the inlined bundle. It does nothing when
+ * the page already has Plotly, so emitting it twice is harmless (only wasteful).
+ */
+export function plotlyScriptTag(): string {
+  const { version, source } = plotlySource();
+  // `<!--` inside a script element switches the HTML tokenizer into its "escaped" state; the
+  // bundle has it only inside a string literal, where `<\!--` means the same characters.
+  const safe = source.replace(/<!--/g, '<\\!--');
+  return `<script data-notellm2-plotly="${version}">(function(){if(window.Plotly)return;\n${safe}\n}).call(window);</script>`;
+}
+
+let figureCounter = 0;
+
+/** A fresh element id for a figure div. */
+export function newFigureId(prefix = 'fig'): string {
+  figureCounter += 1;
+  return `notellm2-${prefix}-${Date.now().toString(36)}-${figureCounter}`;
+}
+
+export interface FigureHtmlOptions {
+  id?: string;
+  /** Seconds to wait for `window.Plotly` before writing a notice in the div. Defaults to 20. */
+  waitSeconds?: number;
+}
+
+/**
+ * A figure's `<div>` and the script that draws it with `Plotly.newPlot` once `window.Plotly`
+ * exists. The script finds its div through `document.currentScript` first, because notebook
+ * front ends may run output scripts before the output is attached to the document.
+ */
+export function figureHtml(figure: Figure, opts: FigureHtmlOptions = {}): string {
+  const id = opts.id ?? newFigureId();
+  const wait = Math.round((opts.waitSeconds ?? 20) * 10);
+  const spec = scriptSafeJson({ data: figure.data, layout: figure.layout });
+  return (
+    `<div class="notellm2-figure" id="${escapeHtml(id)}" data-figure-id="${escapeHtml(id)}"></div>\n` +
+    `<script>(function(){var id=${scriptSafeJson(id)};var spec=${spec};` +
+    `var s=document.currentScript;` +
+    `function el(){var p=s&&s.parentNode;var d=p&&p.querySelector?p.querySelector('[data-figure-id="'+id+'"]'):null;return d||document.getElementById(id);}` +
+    `function draw(){window.Plotly.newPlot(el(),spec.data,spec.layout,{responsive:true,displaylogo:false});}` +
+    `if(window.Plotly){draw();return;}var n=0;var t=setInterval(function(){if(window.Plotly){clearInterval(t);draw();}` +
+    `else if(++n>${wait}){clearInterval(t);var d=el();if(d)d.textContent='plotly.js is not loaded in this page; run loadPlotly({ force: true }) in a cell, then show the figure again.';}},100);` +
+    `})();</script>`
+  );
+}
+
+/** Rows of a table: objects keyed by column, or danfojs-like `{ columns, values }`. */
+export type TableInput =
+  | Record<string, unknown>[]
+  | { columns: string[]; values: unknown[][] | unknown[]; index?: (string | number)[] };
+
+export interface Table {
+  columns: string[];
+  rows: unknown[][];
+}
+
+/**
+ * Normalises a table input. danfojs DataFrames are read through their `columns`, `values` and
+ * `index` properties (no danfojs import needed here); a non-default index becomes a first
+ * column.
+ */
+export function toTable(input: TableInput): Table {
+  if (Array.isArray(input)) {
+    const columns: string[] = [];
+    for (const row of input) for (const k of Object.keys(row)) if (!columns.includes(k)) columns.push(k);
+    return { columns, rows: input.map((row) => columns.map((c) => row[c])) };
+  }
+  if (input && Array.isArray(input.columns) && Array.isArray(input.values)) {
+    // A danfojs Series has 1-D values; a DataFrame 2-D.
+    const rows = (input.values as unknown[]).map((r) => (Array.isArray(r) ? r : [r]));
+    const columns = input.columns.map(String);
+    const index = input.index;
+    const defaultIndex = !index || index.every((v, i) => v === i);
+    if (defaultIndex) return { columns, rows };
+    return { columns: ['', ...columns], rows: rows.map((r, i) => [index[i], ...r]) };
+  }
+  throw new Error('showTable: expected an array of row objects or a DataFrame ({ columns, values })');
+}
+
+/** Cell text: numbers with four significant digits, objects as JSON. */
+export function formatCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) return String(v);
+    if (Number.isInteger(v)) return String(v);
+    return Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3 ? v.toExponential(3) : String(Number(v.toPrecision(4)));
+  }
+  if (typeof v === 'string') return v;
+  return JSON.stringify(v);
+}
+
+/** An HTML `<table>` fragment (numbers right-aligned). */
+export function tableHtml(input: TableInput, opts: { caption?: string } = {}): string {
+  const { columns, rows } = toTable(input);
+  const head = columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('');
+  const body = rows
+    .map((r) => `<tr>${r.map((v) => `<td${typeof v === 'number' ? ' class="num"' : ''}>${escapeHtml(formatCell(v))}</td>`).join('')}</tr>`)
+    .join('\n');
+  const caption = opts.caption ? `<caption>${escapeHtml(opts.caption)}</caption>` : '';
+  return `<table class="notellm2-table">${caption}<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody></table>`;
+}
+
+/** A plain-text table with padded columns, for terminals. */
+export function textTable(input: TableInput): string {
+  const { columns, rows } = toTable(input);
+  const cells = [columns, ...rows.map((r) => r.map(formatCell))];
+  const widths = columns.map((_, j) => Math.max(...cells.map((r) => (r[j] ?? '').length)));
+  const line = (r: string[], numeric: boolean[]) =>
+    r.map((c, j) => (numeric[j] ? (c ?? '').padStart(widths[j]) : (c ?? '').padEnd(widths[j]))).join('  ').trimEnd();
+  const numeric = columns.map((_, j) => rows.length > 0 && rows.every((r) => typeof r[j] === 'number' || r[j] == null));
+  return [line(columns, numeric), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map((r) => line(r, numeric))].join('\n');
+}
+
+/** Minimal CSS for tables and galleries, shared by the report and the notebook output. */
+export const TABLE_CSS = `
+table.notellm2-table{border-collapse:collapse;font:13px system-ui,sans-serif;margin:0.5em 0}
+table.notellm2-table caption{text-align:left;font-weight:600;padding:4px 0}
+table.notellm2-table th,table.notellm2-table td{border-bottom:1px solid #ddd;padding:3px 10px;text-align:left}
+table.notellm2-table td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.notellm2-table thead th{border-bottom:2px solid #888}
+.notellm2-gallery{display:flex;gap:10px;align-items:flex-start;flex-wrap:wrap;font:12px system-ui,sans-serif;margin:0.5em 0}
+.notellm2-gallery figure{margin:0;width:112px;text-align:center}
+.notellm2-gallery img{width:96px;height:96px;object-fit:contain;border:2px solid #ccc;border-radius:4px;image-rendering:pixelated;background:#fff}
+.notellm2-gallery figure.query img{border-color:#333}
+.notellm2-gallery figure.hit img{border-color:#2ca02c}
+.notellm2-gallery figure.miss img{border-color:#ccc}
+.notellm2-gallery .sep{align-self:center;font-size:20px;color:#888}
+`;
+
+/** A complete, self-contained HTML page (plotly.js inlined in the head). */
+export function pageHtml(opts: { title: string; body: string; css?: string; withPlotly?: boolean }): string {
+  return [
+    '<!DOCTYPE html>',
+    '<html lang="en"><head><meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    `<title>${escapeHtml(opts.title)}</title>`,
+    `<style>${TABLE_CSS}${opts.css ?? ''}</style>`,
+    opts.withPlotly === false ? '' : plotlyScriptTag(),
+    '</head><body>',
+    opts.body,
+    '</body></html>',
+    '',
+  ].join('\n');
+}

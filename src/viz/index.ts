@@ -1,0 +1,27 @@
+/**
+ * Figures, notebook display and the HTML report.
+ */
+export type {
+  Figure, Trace, Layout, MetricMap, Results, ResultsVariant, SeedRun, SaliencyLayer, SaliencySeries,
+  TrainingPoint, TrainingCurve, NoteView, Neighbour, NeighbourQuery, EmbeddingSet,
+} from './types';
+export {
+  recallCurveFigure, recallCurveFigures, recallCurveSelectorFigure, ablationBarsFigure, defaultBarMetric,
+  saliencyFigure, projectionFigure, trainingCurvesFigure,
+} from './figures';
+export type { RecallCurveOptions, AblationBarOptions, ProjectionOptions } from './figures';
+export { pca } from './pca';
+export type { PcaResult, PcaOptions } from './pca';
+export { ALL_SUBSET, recallKeys, allRecallKeys, subsetNames, metricValue, metricStd, sampleStd, presetColour } from './results';
+export { encodePng, pngDataUri, svgDataUri, imageDataUri } from './images';
+export type { PixelImage } from './images';
+export { neighboursHtml, neighbourGalleryHtml } from './neighbours';
+export { figureHtml, tableHtml, textTable, pageHtml, escapeHtml } from './html';
+export type { TableInput } from './html';
+export { show, showTable, showHtml, loadPlotly, inTslab, setHtmlSink } from './display';
+export type { HtmlSink } from './display';
+export { RUN_FILES, loadRun } from './files';
+export type { RunData } from './files';
+export { writeReport, buildReport, reportFigures, renderPngs, recallTableRows, subsetTableRows, probeTableRows } from './report';
+export type { ReportFigure, ReportOptions, WriteReportOptions, WrittenReport } from './report';
+export { withChromium, findChromium, CHROMIUM_ARGS } from './browser';
