@@ -1,0 +1,3 @@
+/** Evaluation: the reference recall protocol and embedding catalogues. */
+export * from './recall';
+export * from './catalogue';
