@@ -175,9 +175,16 @@ export class MultiHeadAttention {
   }
 }
 
+const causalCache = new Map<number, Float32Array>();
+
 /** [t, t] additive mask: 0 on and below the diagonal, MASKED above (key j > query i). */
 export function causalBias(t: number): tf.Tensor2D {
-  const m = new Float32Array(t * t);
-  for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) m[i * t + j] = MASKED;
-  return tf.tensor2d(m, [t, t]);
+  let m = causalCache.get(t);
+  if (!m) {
+    m = new Float32Array(t * t);
+    for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) m[i * t + j] = MASKED;
+    if (causalCache.size >= 64) causalCache.clear();
+    causalCache.set(t, m);
+  }
+  return tf.tensor2d(m.slice(), [t, t]); // a copy: the cpu backend keeps the array it is given
 }

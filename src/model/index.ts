@@ -13,5 +13,5 @@ export { ViT, ViTBlock, patchify, resolveViTConfig } from './vit';
 export type { ViTConfig, ResolvedViTConfig, ViTForwardOptions, ViTOutput } from './vit';
 export { createConnector, resolveConnectorConfig, MlpConnector, QFormerConnector, QFormerLayer, CONNECTOR_KINDS } from './connector';
 export type { Connector, ConnectorKind, ConnectorConfig, ResolvedConnectorConfig } from './connector';
-export { DecoderLM, DecoderBlock, resolveLMConfig } from './lm';
+export { DecoderLM, DecoderBlock, resolveLMConfig, tokenAt } from './lm';
 export type { LMConfig, ResolvedLMConfig, LMForwardOptions, LMOutput } from './lm';

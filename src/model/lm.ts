@@ -172,3 +172,23 @@ export class DecoderLM {
     return this.head.apply(h);
   }
 }
+
+/**
+ * Reads one token per example: h [b, t, d], index[i] ∈ [0, t) → [b, d]. This is how a note
+ * embedding is taken from right-padded prompts (the last real token, or the token before
+ * `<IMG_EMB>` under mICL; PAPER.md "Prompts"). A one-hot weighted sum rather than `gather`,
+ * so its gradient needs no scatter kernel on any backend; the cost, b·t·d, is negligible.
+ */
+export function tokenAt(h: tf.Tensor3D, index: ArrayLike<number>): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [b, t] = h.shape;
+    if (index.length !== b) throw new Error(`tokenAt: ${index.length} indices for a batch of ${b}`);
+    const sel = new Float32Array(b * t);
+    for (let i = 0; i < b; i++) {
+      const j = index[i];
+      if (!Number.isInteger(j) || j < 0 || j >= t) throw new Error(`tokenAt: index[${i}] = ${j} is outside 0 … ${t - 1}`);
+      sel[i * t + j] = 1;
+    }
+    return tf.sum(tf.mul(h, tf.tensor3d(sel, [b, t, 1])), 1) as tf.Tensor2D; // [b, d]
+  });
+}

@@ -9,6 +9,9 @@
 import { tf } from '../backend';
 
 export class RoPE {
+  /** Tables by "t:offset" (plain arrays, not tensors: nothing to dispose, nothing leaks). */
+  private readonly cache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
+
   constructor(
     readonly headDim: number,
     /** Base of the geometric frequency ladder. LLaMA uses 10000. */
@@ -21,6 +24,9 @@ export class RoPE {
 
   /** cos and sin tables [t, hd] for positions offset … offset + t − 1 (plain JS so every backend agrees). */
   tables(t: number, offset = 0): { cos: Float32Array; sin: Float32Array } {
+    const key = `${t}:${offset}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
     const hd = this.headDim;
     const half = hd / 2;
     const cos = new Float32Array(t * hd);
@@ -35,6 +41,8 @@ export class RoPE {
         sin[p * hd + i + half] = s;
       }
     }
+    if (this.cache.size >= 64) this.cache.clear(); // bounded: sequence lengths are few in practice
+    this.cache.set(key, { cos, sin });
     return { cos, sin };
   }
 
@@ -49,8 +57,9 @@ export class RoPE {
       }
       const t = x.shape[1] as number;
       const { cos, sin } = this.tables(t, offset);
-      const cosT = tf.tensor(cos, [t, 1, this.headDim]); // broadcasts over b and h
-      const sinT = tf.tensor(sin, [t, 1, this.headDim]);
+      // copies: the cpu backend keeps the array it is given, and these arrays are cached
+      const cosT = tf.tensor(cos.slice(), [t, 1, this.headDim]); // broadcasts over b and h
+      const sinT = tf.tensor(sin.slice(), [t, 1, this.headDim]);
       const [x1, x2] = tf.split(x, 2, 3);
       const rotated = tf.concat([tf.neg(x2), x1], 3);
       return tf.add(tf.mul(x, cosT), tf.mul(rotated, sinT)) as T;

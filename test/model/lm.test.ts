@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf, assertNoTensorLeak } from '../../src/backend';
 import { ParamStore } from '../../src/model/params';
-import { DecoderLM, resolveLMConfig, type LMConfig } from '../../src/model/lm';
+import { DecoderLM, resolveLMConfig, tokenAt, type LMConfig } from '../../src/model/lm';
 import { checkInputGrad, checkParamGrads, maxAbsDiff, projLoss, randn } from './helpers';
 
 let defaultBackend = '';
@@ -177,4 +177,18 @@ test('no tensor leak across forward + backward (attentions, masks, logits)', asy
   });
   tf.dispose([e, ...masks]);
   s.dispose();
+});
+
+test('tokenAt reads one token per example (exact values, gradient only at the chosen rows, bad indices rejected)', () => {
+  tf.tidy(() => {
+    const h = randn([3, 4, 2], 12) as tf.Tensor3D;
+    const got = tokenAt(h, [3, 0, 2]).arraySync();
+    const all = h.arraySync() as number[][][];
+    assert.deepEqual(got, [all[0][3], all[1][0], all[2][2]]);
+    const g = tf.grad((x: tf.Tensor) => tf.sum(tokenAt(x as tf.Tensor3D, [1, 1, 3])))(h).arraySync() as number[][][];
+    assert.deepEqual(g[0], [[0, 0], [1, 1], [0, 0], [0, 0]]);
+    assert.deepEqual(g[2][3], [1, 1]);
+    assert.throws(() => tokenAt(h, [0, 4, 1]), /index\[1\] = 4 is outside 0 … 3/);
+    assert.throws(() => tokenAt(h, [0, 1]), /2 indices for a batch of 3/);
+  });
 });
