@@ -12,9 +12,8 @@
  * and the target size.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, realpath, rename, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { realpathSync } from 'node:fs';
 import sharp from 'sharp';
 import { tf, type Rng, type Tensor4D } from '../backend';
 import type { Dataset } from './schema';
@@ -267,11 +266,11 @@ export class ImageStore {
   // of each file in header order.
 
   private async cacheFile(paths: string[]): Promise<string> {
-    const dir = realpathSync(this.source.dir);
+    const dir = await realpath(this.source.dir);
     const files: [string, number, number][] = [];
     for (const p of paths) {
       const s = await stat(p);
-      files.push([relative(dir, realpathSync(p)), s.mtimeMs, s.size]);
+      files.push([relative(dir, await realpath(p)), s.mtimeMs, s.size]);
     }
     const key = createHash('sha256')
       .update(JSON.stringify({ v: CACHE_VERSION, dir, size: this.size, files }))

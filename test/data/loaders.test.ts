@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,6 +6,11 @@ import { join, resolve } from 'node:path';
 import { findInvalidUtf8Lines, readCsv } from '../../src/data/csv';
 import { DatasetError, formatProblem } from '../../src/data/validate';
 import { loadDataset, parseCategory, parseTopics } from '../../src/data/loaders';
+import { initBackend } from '../../src/backend';
+
+before(async () => {
+  await initBackend();
+});
 
 const GOOD = resolve(__dirname, '../fixtures/good');
 const PNG = readFileSync(join(GOOD, 'images/n1.png'));

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,6 +8,11 @@ import { Command } from 'commander';
 import { loadDataset } from '../../src/data/loaders';
 import { DatasetError, formatProblem, PROBLEM_KINDS, validateDataset } from '../../src/data/validate';
 import { registerDataValidate, runDataValidate } from '../../src/cli/data-validate';
+import { initBackend } from '../../src/backend';
+
+before(async () => {
+  await initBackend();
+});
 
 const ROOT = resolve(__dirname, '../..');
 const BROKEN = resolve(__dirname, '../fixtures/broken');
