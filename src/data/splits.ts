@@ -20,6 +20,13 @@ export interface SplitConfig {
   seed?: number;
   /** Shuffle pairs within each split (the recall protocol walks them in order). Defaults to true. */
   shufflePairs?: boolean;
+  /**
+   * Keeps notes of one group in one split (e.g. the skin-tone variants of one emoji), so no
+   * near-duplicate of a test note is trained on. Groups are dealt in shuffled order to test,
+   * then val, until each has its share of notes; the last group dealt may overshoot.
+   * Defaults to every note its own group.
+   */
+  groupOf?: (noteId: string) => string;
 }
 
 export interface SplitResult {
@@ -42,6 +49,7 @@ export function resolveSplitConfig(cfg: SplitConfig = {}): Required<SplitConfig>
     valFraction: cfg.valFraction ?? 0.1,
     seed: cfg.seed ?? 0,
     shufflePairs: cfg.shufflePairs ?? true,
+    groupOf: cfg.groupOf ?? ((id) => id),
   };
   for (const k of ['testFraction', 'valFraction'] as const) {
     if (!(out[k] >= 0 && out[k] < 1)) throw new Error(`split: ${k} must be in [0, 1), got ${out[k]}`);
@@ -53,22 +61,35 @@ export function resolveSplitConfig(cfg: SplitConfig = {}): Required<SplitConfig>
 }
 
 /**
- * Assigns each note to train, val or test (exact counts: round(n·testFraction) test notes,
- * round(n·valFraction) val notes, chosen by a seeded shuffle), then keeps each pair in the
- * split holding both its notes.
+ * Assigns each note to train, val or test (exact counts without groups: round(n·testFraction)
+ * test notes, round(n·valFraction) val notes, chosen by a seeded shuffle), then keeps each
+ * pair in the split holding both its notes.
  */
 export function splitByNotes(noteIds: readonly string[], pairs: readonly Pair[], config: SplitConfig = {}): SplitResult {
   const cfg = resolveSplitConfig(config);
   const rng = new Rng(cfg.seed);
-  const order = rng.fork('notes').shuffle([...noteIds.keys()]);
+  const groups = new Map<string, string[]>(); // in order of first appearance
+  const listed = new Set<string>();
+  for (const id of noteIds) {
+    if (listed.has(id)) throw new Error(`split: note id "${id}" is listed twice`);
+    listed.add(id);
+    const g = cfg.groupOf(id);
+    const members = groups.get(g);
+    if (members) members.push(id);
+    else groups.set(g, [id]);
+  }
+  const order = rng.fork('notes').shuffle([...groups.values()]);
   const nTest = Math.round(noteIds.length * cfg.testFraction);
   const nVal = Math.round(noteIds.length * cfg.valFraction);
   const splitOf = new Map<string, SplitName>();
-  order.forEach((idx, rank) => {
-    const id = noteIds[idx];
-    if (splitOf.has(id)) throw new Error(`split: note id "${id}" is listed twice`);
-    splitOf.set(id, rank < nTest ? 'test' : rank < nTest + nVal ? 'val' : 'train');
-  });
+  let inTest = 0;
+  let inVal = 0;
+  for (const members of order) {
+    const s: SplitName = inTest < nTest ? 'test' : inVal < nVal ? 'val' : 'train';
+    if (s === 'test') inTest += members.length;
+    if (s === 'val') inVal += members.length;
+    for (const id of members) splitOf.set(id, s);
+  }
 
   const notes: Record<SplitName, string[]> = { train: [], val: [], test: [] };
   for (const id of noteIds) notes[splitOf.get(id)!].push(id);

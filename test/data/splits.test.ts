@@ -105,3 +105,21 @@ test('length subsets: query = first note, target = second; median threshold; lab
   assert.deepEqual(pairSubsetNames(pairs[2], withTags), ['long_query', 'long_target', 'visual']);
   assert.throws(() => evaluationSubsets(notes, [{ a: 'a', b: 'zz' }]), /note "zz", which is not among the notes/);
 });
+
+test('groups stay together: every group lies in one split; shares still close to the fractions', () => {
+  // 200 notes in groups of 1..6 (id n<i> belongs to group g<floor(i / 6)> for i < 120, alone after).
+  const groupOf = (id: string) => { const i = Number(id.slice(1)); return i < 120 ? `g${Math.floor(i / 6)}` : id; };
+  const pairs = ids.slice(0, 119).map((id, i) => ({ a: id, b: ids[i + 1] })); // chain: within- and cross-group pairs
+  const s = splitByNotes(ids, pairs, { testFraction: 0.2, valFraction: 0.1, seed: 3, groupOf });
+  const splitOf = new Map<string, string>();
+  for (const k of ['train', 'val', 'test'] as const) for (const id of s.notes[k]) splitOf.set(id, k);
+  for (let g = 0; g < 20; g++) {
+    const members = ids.slice(g * 6, g * 6 + 6).map((id) => splitOf.get(id));
+    assert.equal(new Set(members).size, 1, `group g${g} split across ${members}`);
+    // the 5 within-group chain pairs of a group are never dropped as crossing
+  }
+  assert.ok(s.notes.test.length >= 40 && s.notes.test.length < 46, `test notes ${s.notes.test.length}`);
+  assert.ok(s.notes.val.length >= 20 && s.notes.val.length < 26, `val notes ${s.notes.val.length}`);
+  const keptWithin = [...s.pairs.train, ...s.pairs.val, ...s.pairs.test].filter((p) => groupOf(p.a) === groupOf(p.b)).length;
+  assert.equal(keptWithin, 20 * 5);
+});

@@ -1,0 +1,268 @@
+/**
+ * Two single-modality baselines that show what each evaluation subset measures:
+ *   - text: TF-IDF over title, hashtags and content, cosine similarity;
+ *   - image: a joint RGB colour histogram of the cover, cosine similarity.
+ * Neither is trained; both produce one L2-normalised Float32Array row per note. On `synth`
+ * the text baseline is near chance on `visual` pairs and strong on `text` pairs, the image
+ * baseline the other way round (test/data/synth.test.ts asserts it).
+ *
+ * `protocolRecall` is the reference evaluation protocol (PAPER.md "Evaluation protocol"),
+ * kept here so the data layer can score its own baselines without depending on `eval`.
+ */
+import sharp from 'sharp';
+import type { Note, Pair } from './schema';
+import type { PairPredicate } from './splits';
+import { mapLimit } from './write';
+
+/** One L2-normalised embedding row per note. */
+export interface NoteVectors {
+  ids: string[];
+  /** rows[i] is the embedding of ids[i]; every row has the same length. */
+  rows: Float32Array[];
+}
+
+function normalizeInPlace(v: Float32Array): Float32Array {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i] * v[i];
+  if (s > 0) {
+    const inv = 1 / Math.sqrt(s);
+    for (let i = 0; i < v.length; i++) v[i] *= inv;
+  }
+  return v;
+}
+
+/** Lower-cased letter/digit runs (any script). */
+export function tokenize(text: string): string[] {
+  return text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((t) => t !== '');
+}
+
+/**
+ * TF-IDF embeddings of the notes' text (title, hashtags, content). Sublinear tf (1 + ln tf),
+ * smoothed idf ln((1 + N) / (1 + df)) + 1 fitted on the notes given, rows L2-normalised.
+ * A note without words gets a zero row (similar to nothing).
+ */
+export function tfidfEmbeddings(notes: readonly Note[]): NoteVectors {
+  const docs = notes.map((n) => tokenize([n.title, n.topics.join(' '), n.content].join(' ')));
+  const vocab = new Map<string, number>();
+  const df: number[] = [];
+  for (const doc of docs) {
+    for (const t of new Set(doc)) {
+      let j = vocab.get(t);
+      if (j === undefined) { vocab.set(t, (j = vocab.size)); df.push(0); }
+      df[j]++;
+    }
+  }
+  const N = notes.length;
+  const idf = df.map((d) => Math.log((1 + N) / (1 + d)) + 1);
+  const rows = docs.map((doc) => {
+    const tf = new Map<number, number>();
+    for (const t of doc) { const j = vocab.get(t)!; tf.set(j, (tf.get(j) ?? 0) + 1); }
+    const v = new Float32Array(vocab.size);
+    for (const [j, c] of tf) v[j] = (1 + Math.log(c)) * idf[j];
+    return normalizeInPlace(v);
+  });
+  return { ids: notes.map((n) => n.id), rows };
+}
+
+export interface HistogramOptions {
+  /** Bins per RGB channel (the histogram has bins³ entries). Defaults to 4. */
+  bins?: number;
+  /** Images are resized to size×size before counting. Defaults to 32. */
+  size?: number;
+  /** Images decoded at once. Defaults to 8. */
+  concurrency?: number;
+}
+
+/**
+ * Colour-histogram embeddings: each image (a path or encoded bytes, transparent parts put on
+ * white) resized to size×size, a joint RGB histogram with `bins` levels per channel, square
+ * root of the pixel shares (so a large background does not swamp the cosine), L2-normalised.
+ */
+export async function colourHistogramEmbeddings(
+  notes: readonly Note[],
+  image: (note: Note) => string | Buffer | Promise<string | Buffer>,
+  opts: HistogramOptions = {},
+): Promise<NoteVectors> {
+  const bins = opts.bins ?? 4;
+  const size = opts.size ?? 32;
+  const rows = await mapLimit(notes, opts.concurrency ?? 8, async (n) => {
+    const src = await image(n);
+    const data = await sharp(src)
+      .flatten({ background: '#ffffff' })
+      .resize(size, size, { fit: 'fill' })
+      .removeAlpha()
+      .raw()
+      .toBuffer();
+    const h = new Float32Array(bins * bins * bins);
+    const q = (x: number) => Math.min(bins - 1, Math.floor((x * bins) / 256));
+    for (let i = 0; i < data.length; i += 3) h[(q(data[i]) * bins + q(data[i + 1])) * bins + q(data[i + 2])]++;
+    for (let i = 0; i < h.length; i++) h[i] = Math.sqrt(h[i] / (size * size));
+    return normalizeInPlace(h);
+  });
+  return { ids: notes.map((n) => n.id), rows };
+}
+
+export const RECALL_KS = [10, 20, 50, 100, 1000, 10000, 100000, 1000000] as const;
+
+export interface ProtocolRecall {
+  /** Pairs kept by the walk (each note used once). */
+  queries: number;
+  /** Candidate pool size (test notes minus queries). */
+  pool: number;
+  /** "R@K" → share of queries whose partner ranks below K, for K < pool size. */
+  recall: Record<string, number>;
+  /** Per subset: kept pairs in it and its recall. */
+  subsets: Record<string, { queries: number; recall: Record<string, number> }>;
+}
+
+/**
+ * The reference protocol: walk `pairs` in order, keeping a pair only if neither note was
+ * used before; queries = first notes of kept pairs; pool = `testNoteIds` minus the queries;
+ * rank the pool by cosine (rows are L2-normalised, so by dot product). Ties are broken at
+ * random in expectation: with g pool notes scoring above the partner and e others equal to
+ * it, the hit probability at K is clamp((K − g) / (e + 1), 0, 1) — so a baseline whose
+ * similarities are all zero scores chance, not perfection.
+ */
+export function protocolRecall(
+  vectors: NoteVectors,
+  testNoteIds: readonly string[],
+  pairs: readonly Pair[],
+  subsets: Record<string, PairPredicate> = {},
+  ks: readonly number[] = RECALL_KS,
+): ProtocolRecall {
+  const rowOf = new Map(vectors.ids.map((id, i) => [id, vectors.rows[i]]));
+  const used = new Set<string>();
+  const kept: Pair[] = [];
+  for (const p of pairs) {
+    if (used.has(p.a) || used.has(p.b)) continue;
+    used.add(p.a);
+    used.add(p.b);
+    kept.push(p);
+  }
+  const queries = new Set(kept.map((p) => p.a));
+  const pool = testNoteIds.filter((id) => !queries.has(id));
+  const poolRows = pool.map((id) => {
+    const r = rowOf.get(id);
+    if (!r) throw new Error(`recall: no embedding for test note "${id}"`);
+    return r;
+  });
+  const kList = ks.filter((k) => k < pool.length);
+  const hits: number[][] = kept.map((p) => {
+    const q = rowOf.get(p.a);
+    const t = rowOf.get(p.b);
+    if (!q || !t) throw new Error(`recall: no embedding for pair note "${!q ? p.a : p.b}"`);
+    const dot = (x: Float32Array) => { let s = 0; for (let i = 0; i < x.length; i++) s += q[i] * x[i]; return s; };
+    const target = dot(t);
+    let greater = 0;
+    let equal = 0;
+    for (let j = 0; j < pool.length; j++) {
+      if (pool[j] === p.b) continue;
+      const s = dot(poolRows[j]);
+      if (s > target) greater++;
+      else if (s === target) equal++;
+    }
+    return kList.map((k) => Math.min(1, Math.max(0, (k - greater) / (equal + 1))));
+  });
+  const summarize = (idx: number[]) => {
+    const out: Record<string, number> = {};
+    kList.forEach((k, j) => {
+      out[`R@${k}`] = idx.length ? idx.reduce((s, i) => s + hits[i][j], 0) / idx.length : NaN;
+    });
+    return out;
+  };
+  const all = kept.map((_, i) => i);
+  const sub: ProtocolRecall['subsets'] = {};
+  for (const [name, f] of Object.entries(subsets)) {
+    const idx = all.filter((i) => f(kept[i]));
+    sub[name] = { queries: idx.length, recall: summarize(idx) };
+  }
+  return { queries: kept.length, pool: pool.length, recall: summarize(all), subsets: sub };
+}
+
+// ---------------------------------------------------------------------------------------
+// Dataset summary (what `notellm2 data synth|openmoji` print)
+
+export interface TextLengthStats {
+  /** Title + content length in code points. */
+  mean: number;
+  median: number;
+  p10: number;
+  p90: number;
+  /** Share of notes with no body text. */
+  emptyBody: number;
+}
+
+export function textLengthStats(notes: readonly Note[], lengthOf: (n: Note) => number): TextLengthStats {
+  const lens = notes.map(lengthOf).sort((a, b) => a - b);
+  const at = (q: number) => (lens.length ? lens[Math.min(lens.length - 1, Math.floor(q * lens.length))] : NaN);
+  return {
+    mean: lens.reduce((s, x) => s + x, 0) / Math.max(1, lens.length),
+    median: at(0.5),
+    p10: at(0.1),
+    p90: at(0.9),
+    emptyBody: notes.filter((n) => n.content === '').length / Math.max(1, notes.length),
+  };
+}
+
+export interface DatasetSummary {
+  name: string;
+  dir: string;
+  notes: { train: number; val: number; test: number };
+  pairs: { train: number; val: number; test: number };
+  /** Pairs dropped by the split (crossing splits, unknown notes, duplicates). */
+  dropped: Record<string, number>;
+  /** Short/long threshold (characters) and test pairs per subset. */
+  subsetThreshold: number;
+  subsetPairs: Record<string, number>;
+  text: TextLengthStats;
+  /** Baseline name → recall under the reference protocol, overall and per subset. */
+  baselines: Record<string, ProtocolRecall>;
+  seconds: { build: number; images: number; baselines: number };
+  /** Anything else worth printing (e.g. pair-builder statistics). */
+  extra: Record<string, unknown>;
+}
+
+/**
+ * TF-IDF and colour-histogram embeddings of the test notes, scored with the reference
+ * protocol on the test pairs, overall and per subset.
+ */
+export async function evaluateBaselines(
+  notes: ReadonlyMap<string, Note>,
+  testNoteIds: readonly string[],
+  testPairs: readonly Pair[],
+  image: (note: Note) => string | Buffer | Promise<string | Buffer>,
+  subsets: Record<string, PairPredicate>,
+): Promise<Record<string, ProtocolRecall>> {
+  const testNotes = testNoteIds.map((id) => notes.get(id)!);
+  return {
+    'tfidf-text': protocolRecall(tfidfEmbeddings(testNotes), testNoteIds, testPairs, subsets),
+    'colour-histogram-image': protocolRecall(await colourHistogramEmbeddings(testNotes, image), testNoteIds, testPairs, subsets),
+  };
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1).padStart(5) : '    -');
+
+/** Human-readable summary: sizes, subsets, text lengths, baseline recall table, times. */
+export function formatDatasetSummary(s: DatasetSummary): string {
+  const out: string[] = [];
+  out.push(`dataset ${s.name} → ${s.dir}`);
+  out.push(`notes:  train ${s.notes.train}, val ${s.notes.val}, test ${s.notes.test} (val notes are written to notes_train.csv)`);
+  out.push(`pairs:  train ${s.pairs.train}, val ${s.pairs.val}, test ${s.pairs.test}; dropped ${Object.entries(s.dropped).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  for (const [k, v] of Object.entries(s.extra)) out.push(`${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  out.push(
+    `text:   title+content chars mean ${s.text.mean.toFixed(1)}, median ${s.text.median}, p10 ${s.text.p10}, p90 ${s.text.p90}; ` +
+      `empty body ${(100 * s.text.emptyBody).toFixed(1)}%`,
+  );
+  out.push(`test subsets (short ≤ ${s.subsetThreshold} chars): ${Object.entries(s.subsetPairs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  for (const [name, r] of Object.entries(s.baselines)) {
+    const ks = Object.keys(r.recall);
+    out.push(`baseline ${name}: ${r.queries} queries, pool ${r.pool}; recall % (chance R@K ≈ K/pool)`);
+    out.push(`  ${'subset'.padEnd(14)} ${'n'.padStart(5)} ${ks.map((k) => k.padStart(6)).join(' ')}`);
+    const row = (label: string, n: number, rec: Record<string, number>) =>
+      out.push(`  ${label.padEnd(14)} ${String(n).padStart(5)} ${ks.map((k) => ' ' + pct(rec[k])).join(' ')}`);
+    row('all', r.queries, r.recall);
+    for (const [sub, v] of Object.entries(r.subsets)) row(sub, v.queries, v.recall);
+  }
+  out.push(`time:   build ${s.seconds.build.toFixed(1)} s (images ${s.seconds.images.toFixed(1)} s), baselines ${s.seconds.baselines.toFixed(1)} s`);
+  return out.join('\n');
+}
