@@ -72,7 +72,7 @@ export const PRETOKENIZE_PATTERN =
   "'(?:[sdmt]|ll|ve|re)| ?\\p{L}[\\p{L}\\p{M}]*| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 /** GPT-2's own pattern, used by a `ByteLevel` pre-tokenizer with `use_regex: true`. */
-const GPT2_REGEX = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 // ---------------------------------------------------------------------------------------------
 // Native engine
@@ -83,14 +83,28 @@ export class NativeUnsupportedError extends Error {}
 type PreStep = { kind: 'split'; re: RegExp } | { kind: 'byteLevel'; addPrefixSpace: boolean; useRegex: boolean };
 
 /**
- * Oniguruma → JavaScript for the patterns real byte-level tokenizers use. The only construct
- * Node 20 lacks is the inline case-insensitive group of the contraction alternatives
- * (`(?i:'s|'t|…)`, Qwen2 and Llama-3), rewritten letter by letter (`'[sS]`). Anything else that
- * does not compile is left to the `hf` engine.
+ * Oniguruma → JavaScript for the patterns real byte-level tokenizers use (the reference
+ * implementation compiles them with Oniguruma):
+ * - `\s` / `\S` become `\p{White_Space}` / `\P{White_Space}`: JavaScript's `\s` also takes
+ *   U+FEFF and misses U+0085, Oniguruma's does neither (checked against libonig 6.9.8 on
+ *   random strings of CJK, emoji, marks, digits and whitespace: identical splits);
+ * - the inline case-insensitive group of the contraction alternatives (`(?i:'s|'t|…)`, Qwen2
+ *   and Llama-3), which Node 20 lacks, is rewritten letter by letter (`'[sS]`).
+ * Anything else that does not compile is left to the `hf` engine.
  */
 export function onigurumaToJs(pattern: string): RegExp {
-  const rewritten = pattern.replace(/\(\?i:([^()[\]\\]*)\)/g, (_m, body: string) =>
-    '(?:' + body.replace(/[A-Za-z]/g, (c) => `[${c.toLowerCase()}${c.toUpperCase()}]`) + ')',
+  let rewritten = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c !== '\\' || i + 1 === pattern.length) {
+      rewritten += c;
+      continue;
+    }
+    const next = pattern[++i];
+    rewritten += next === 's' ? '\\p{White_Space}' : next === 'S' ? '\\P{White_Space}' : c + next;
+  }
+  rewritten = rewritten.replace(/\(\?i:([^()[\]\\]*)\)/g, (_m, body: string) =>
+    '(?:' + body.replace(/[A-Za-z]/g, (ch) => `[${ch.toLowerCase()}${ch.toUpperCase()}]`) + ')',
   );
   try {
     return new RegExp(rewritten, 'gu');
@@ -181,6 +195,7 @@ function splitAdded(text: string, m: AddedMatcher): Array<string | HfAddedToken>
 }
 
 const PAIR_SCALE = 2 ** 21;
+const GPT2_REGEX = onigurumaToJs(GPT2_PATTERN);
 const CACHE_LIMIT = 100_000;
 
 /**
@@ -413,7 +428,9 @@ export function ensureSpecialTokens(
   const roles = { ...DEFAULT_SPECIAL_TOKENS, ...specialTokens };
   const added = json.added_tokens.map((t) => ({ ...t }));
   const vocab = (json.model as Partial<HfBpeModel>).vocab;
-  let nextId = Math.max(-1, ...added.map((t) => t.id), ...(vocab && typeof vocab === 'object' ? Object.values(vocab) : [])) + 1;
+  let nextId = 0; // one past the largest id in use (a loop: real vocabularies exceed spread-argument limits)
+  for (const t of added) nextId = Math.max(nextId, t.id + 1);
+  if (vocab && typeof vocab === 'object') for (const id of Object.values(vocab)) nextId = Math.max(nextId, id + 1);
   const ids = {} as SpecialIds;
   for (const role of SPECIAL_ROLES) {
     const content = roles[role];

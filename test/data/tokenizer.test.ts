@@ -115,6 +115,9 @@ test('pre-tokenisation keeps Chinese runs, emoji sequences and hashtags sensible
   assert.deepEqual(pieces('cafe\u0301 x'), ['cafe\u0301', ' x']);
   assert.deepEqual(pieces("it's 2024"), ['it', "'s", ' 2024']);
   assert.deepEqual(pieces('a<IMG>b'), ['a', 'b'], 'special tokens are not pre-tokens');
+  // Whitespace is Oniguruma's (the reference implementation's regex engine), not JavaScript's:
+  // U+FEFF is a symbol, U+0085 is whitespace.
+  assert.deepEqual(pieces('!\uFEFF!\u0085'), ['!\uFEFF!', '\u0085']);
 });
 
 test('trained tokenizer: Chinese, emoji, hashtags and the prompt round-trip exactly', () => {
@@ -228,6 +231,18 @@ test('GPT-2-style fixture ("a b" merges, ByteLevel regex) gives the hand-derived
     assertRoundTrips(tok, ROUND_TRIP);
   }
   assert.equal(loadTokenizer(GPT2_TINY).engine, 'native');
+});
+
+test('ignore_merges (Llama-3 style): a pre-token that is itself in the vocab is one id', () => {
+  const json = JSON.parse(readFileSync(GPT2_TINY, 'utf8')) as HfTokenizerJson & { model: { vocab: Record<string, number>; ignore_merges: boolean } };
+  json.model.vocab['hel'] = 272; // no merge sequence reaches "hel": (h,e) then no (he,l)
+  for (const ignore of [false, true]) {
+    json.model.ignore_merges = ignore;
+    for (const engine of ['native', 'hf'] as const) {
+      const tok = loadTokenizer(json, { engine });
+      assert.deepEqual(tok.encode('hel hello'), ignore ? [272, 220, 259] : [256, 75, 220, 259], `${engine}, ignore_merges ${ignore}`);
+    }
+  }
 });
 
 test('Qwen-style fixture ([a, b] merges, NFC, Split regex with (?i:…)) gives the hand-derived ids', () => {
