@@ -155,6 +155,7 @@ export async function countAbovePartner(
 ): Promise<{ higher: Int32Array; ties: Int32Array }> {
   const [D, N] = poolT.shape;
   const Q = partner.length;
+  if (N > 1 << 24) throw new Error(`countAbovePartner: pool of ${N} notes exceeds 2^24, where float32 counts stop being exact`);
   if (queries.length !== Q * D) throw new Error(`countAbovePartner: queries hold ${queries.length} values, expected ${Q}×${D}`);
   const higher = new Int32Array(Q);
   const ties = new Int32Array(Q);
@@ -166,21 +167,24 @@ export async function countAbovePartner(
       idx[2 * i] = i;
       idx[2 * i + 1] = partner[start + i];
     }
-    const [gt, eq] = tf.tidy(() => {
+    const [gt, lt] = tf.tidy(() => {
       const q = tf.tensor2d(queries.subarray(start * D, (start + c) * D), [c, D]);
       const s = tf.matMul(q, poolT); // [c, N] cosine scores
       // The partner's score read from the same matrix, so it compares equal to itself.
       const own = tf.expandDims(tf.gatherND(s, tf.tensor2d(idx, [c, 2], 'int32')), 1); // [c, 1]
-      return [
-        tf.sum(tf.cast(tf.greater(s, own), 'int32'), 1), // [c]
-        tf.sum(tf.cast(tf.equal(s, own), 'int32'), 1), // [c], partner included
-      ];
+      // Counting through the sign of s − own: for finite floats a − b > 0 exactly when a > b,
+      // and step + float sum (exact below 2^24) runs ~30x faster on wasm than greater/cast/sum.
+      const d = tf.sub(s, own); // [c, N]
+      return [tf.sum(tf.step(d), 1), tf.sum(tf.step(tf.neg(d)), 1)]; // [c] above, [c] below
     });
-    const [g, e] = await Promise.all([gt.data(), eq.data()]);
-    tf.dispose([gt, eq]);
+    const [g, l] = await Promise.all([gt.data(), lt.data()]);
+    tf.dispose([gt, lt]);
     for (let i = 0; i < c; i++) {
+      if (!Number.isFinite(g[i]) || !Number.isFinite(l[i])) {
+        throw new Error(`countAbovePartner: query ${start + i} has non-finite scores (NaN or infinite embeddings?)`);
+      }
       higher[start + i] = g[i];
-      ties[start + i] = e[i] - 1;
+      ties[start + i] = N - g[i] - l[i] - 1; // equal scores, the partner itself excluded
     }
   }
   return { higher, ties };

@@ -165,6 +165,9 @@ test('ties: expected (default), optimistic and pessimistic; a collapsed model sc
 test('errors name the missing note and the pair', async () => {
   await assert.rejects(evaluateRecall([{ a: 'n1', b: 'zz' }], EMB), /target "zz" of test pair 0 is not among the test notes/);
   await assert.rejects(evaluateRecall([{ a: 'qq', b: 'n2' }], EMB), /no embedding for query of test pair 0 "qq"/);
+  const withNaN = new Map(EMB);
+  withNaN.set('n8', new Float32Array([NaN, 1]));
+  await assert.rejects(evaluateRecall(PAIRS, withNaN), /non-finite scores/);
   await assert.rejects(evaluateRecall(PAIRS, EMB, { ties: 'random' as never }), /"random" is not one of expected, optimistic, pessimistic/);
 });
 
