@@ -9,7 +9,7 @@
  *
  * Two engines behind one interface ({@link TextTokenizer}):
  * - `native` (this file): byte-level BPE — `ByteLevel` or `Sequence[Split…, ByteLevel]`
- *   pre-tokenizer, `ByteLevel` decoder, no normaliser or NFC. Covers what this project trains
+ *   pre-tokenizer, `ByteLevel` decoder, normaliser none or NFC. Covers what this project trains
  *   and the GPT-2 / Qwen / Llama-3 family; caches pre-token → ids (notes repeat words a lot).
  * - `hf`: `@huggingface/tokenizers` (tokenizer-hf.ts), for any other file the library reads
  *   (SentencePiece-style BPE with byte fallback, WordPiece, Unigram …).
@@ -52,6 +52,7 @@ export type { DecodeOptions, SpecialIds, SpecialRole, TextTokenizer } from './to
 export type { HfTokenizerJson, HfAddedToken, HfBpeModel } from './tokenizer-json';
 export { readTokenizerJson, stringifyTokenizerJson } from './tokenizer-json';
 export { BYTE_TO_UNICODE, toByteLevel } from './tokenizer-bytes';
+export { HfLibraryTokenizer } from './tokenizer-hf';
 
 /**
  * Pre-tokenisation regex of trained tokenizers (written into tokenizer.json as a `Split` with
