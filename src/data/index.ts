@@ -3,3 +3,4 @@ export * from './csv';
 export * from './loaders';
 export * from './validate';
 export * from './images';
+export * from './tokenizer';
