@@ -1,0 +1,231 @@
+/**
+ * Representation training (PAPER.md "Training objective") as a TrainTask: batches of related
+ * pairs (a_i, b_i) → embeddings of the 2B notes → symmetric in-batch InfoNCE with the
+ * learnable temperature τ; under mICL `(w_t·L_m + w_v·L_v)/(w_t + w_v)` over n_m and n_v.
+ *
+ * With the vision encoder frozen (the paper's default) its output for a note never changes,
+ * so it is computed once per note (and once for the horizontally flipped image, the paper's
+ * augmentation) and read from memory at every step; a tuned encoder runs on the images.
+ */
+import { Rng, tf } from '../backend';
+import type { Note, Pair } from '../data/schema';
+import type { ImageStore } from '../data/images';
+import type { NoteLLM2Model, VisionFeatures, ModelOutputs } from '../model/notellm2';
+import { PromptEncoder, toModelInputs } from '../model/batch';
+import { infoNce, miclLoss } from './loss';
+import type { ResolvedTrainConfig } from './config';
+import type { Split, TrainTask } from './trainer';
+
+/** Parameter path of the temperature τ (used as exp τ, PAPER.md init 3.0). */
+export const TAU_PATH = 'loss.tau';
+
+/** A frozen encoder's features of many notes, plain and flipped, held as float32 arrays. */
+export class VisionFeatureCache {
+  private readonly rows = new Map<string, number>();
+  private cls: Float32Array[] = [];
+  private tokens: Float32Array[] = [];
+  readonly dv: number;
+  readonly nTokens: number;
+
+  private constructor(model: NoteLLM2Model) {
+    this.dv = model.cfg.vision.dim;
+    this.nTokens = 1 + model.vit!.numPatches;
+  }
+
+  /** Runs the encoder over every listed note's image (and its mirror when `flips`), in chunks. */
+  static build(model: NoteLLM2Model, images: ImageStore, noteIds: readonly string[], opts: { flips?: boolean; chunk?: number } = {}): VisionFeatureCache {
+    if (!model.vit) throw new Error('VisionFeatureCache: the model has no vision encoder');
+    const cache = new VisionFeatureCache(model);
+    const chunk = opts.chunk ?? 128;
+    for (let i = 0; i < noteIds.length; i += chunk) {
+      const ids = noteIds.slice(i, i + chunk);
+      for (const flipped of opts.flips ? [false, true] : [false]) {
+        const [cls, tokens] = tf.tidy(() => {
+          let x = images.batch(ids);
+          if (flipped) x = tf.reverse(x, 2); // mirror along W (NHWC)
+          const f = model.visionFeatures(x);
+          return [f.cls.dataSync() as Float32Array, f.tokens.dataSync() as Float32Array];
+        });
+        const per = cache.nTokens * cache.dv;
+        ids.forEach((id, j) => {
+          cache.rows.set(`${flipped ? 'f' : 'p'}:${id}`, cache.cls.length);
+          cache.cls.push(cls.slice(j * cache.dv, (j + 1) * cache.dv));
+          cache.tokens.push(tokens.slice(j * per, (j + 1) * per));
+        });
+      }
+    }
+    return cache;
+  }
+
+  /** Features of a zero (mean-colour after normalisation) image, for the text-only probe. */
+  static zeroImage(model: NoteLLM2Model, b: number): VisionFeatures {
+    const s = model.cfg.vision.imageSize;
+    return tf.tidy(() => {
+      const f = model.visionFeatures(tf.zeros([1, s, s, 3]) as tf.Tensor4D);
+      return { cls: tf.tile(f.cls, [b, 1]) as tf.Tensor2D, tokens: tf.tile(f.tokens, [b, 1, 1]) as tf.Tensor3D };
+    });
+  }
+
+  /** Stacks the features of these notes; `flipped[i]` picks the mirrored image. Caller disposes. */
+  batch(noteIds: readonly string[], flipped?: readonly boolean[]): VisionFeatures {
+    const b = noteIds.length;
+    const cls = new Float32Array(b * this.dv);
+    const per = this.nTokens * this.dv;
+    const tokens = new Float32Array(b * per);
+    noteIds.forEach((id, i) => {
+      const key = `${flipped?.[i] ? 'f' : 'p'}:${id}`;
+      const row = this.rows.get(key);
+      if (row === undefined) throw new Error(`VisionFeatureCache: no features for note ${id}${flipped?.[i] ? ' (flipped)' : ''}`);
+      cls.set(this.cls[row], i * this.dv);
+      tokens.set(this.tokens[row], i * per);
+    });
+    return { cls: tf.tensor2d(cls, [b, this.dv]), tokens: tf.tensor3d(tokens, [b, this.nTokens, this.dv]) };
+  }
+}
+
+/** Where the model's image input comes from. */
+export type VisionSource =
+  | { kind: 'none' }
+  | { kind: 'cache'; cache: VisionFeatureCache }
+  | { kind: 'images'; images: ImageStore };
+
+export interface RepresentationBatch {
+  inputs: ReturnType<typeof toModelInputs>;
+  owned: tf.Tensor[];
+}
+
+export interface EmbedOptions {
+  /** Probe: replace every image by a zero image (what the embedding gets from text alone). */
+  zeroImage?: boolean;
+  /** Probe: blank title, content and topics (what the embedding gets from the image alone). */
+  emptyText?: boolean;
+  /** Also return n_v (mICL models). */
+  visual?: boolean;
+  chunk?: number;
+}
+
+const EMPTY_TEXT = (n: Note): Note => ({ ...n, title: '', content: '', topics: [] });
+
+/** Builds model inputs for a list of notes (train and eval share this). */
+export function buildInputs(
+  model: NoteLLM2Model,
+  encoder: PromptEncoder,
+  vision: VisionSource,
+  notes: readonly Note[],
+  opts: { flips?: boolean[]; zeroImage?: boolean; emptyText?: boolean } = {},
+): RepresentationBatch {
+  const texts = opts.emptyText ? notes.map(EMPTY_TEXT) : notes;
+  const enc = encoder.encode(texts, opts.emptyText ? notes.map((n) => `${n.id}\u0000empty`) : undefined);
+  const ids = notes.map((n) => n.id);
+  const owned: tf.Tensor[] = [];
+  let v: VisionFeatures | { images: tf.Tensor4D } | undefined;
+  if (model.vit) {
+    if (opts.zeroImage) v = VisionFeatureCache.zeroImage(model, notes.length);
+    else if (vision.kind === 'cache') v = vision.cache.batch(ids, opts.flips);
+    else if (vision.kind === 'images') {
+      const x = vision.images.batch(ids);
+      const flips = opts.flips;
+      if (flips?.some(Boolean)) {
+        const mirrored = tf.tidy(() => {
+          const rows = tf.unstack(x).map((img, i) => (flips[i] ? tf.reverse(img, 1) : img));
+          return tf.stack(rows) as tf.Tensor4D;
+        });
+        x.dispose();
+        v = { images: mirrored };
+      } else v = { images: x };
+    } else throw new Error('buildInputs: this model reads images but no vision source was given');
+    if ('images' in v) owned.push(v.images);
+    else owned.push(v.cls, v.tokens);
+  }
+  const inputs = toModelInputs(enc, v);
+  owned.push(inputs.ids);
+  return { inputs, owned };
+}
+
+/** The contrastive loss of one forward pass over the 2B notes [a; b]. */
+export function contrastiveLoss(out: ModelOutputs, b: number, tau: tf.Tensor, micl: { text: number; vision: number } | null): tf.Scalar {
+  return tf.tidy(() => {
+    const half = (x: tf.Tensor2D, k: 0 | 1) => tf.slice(x, [k * b, 0], [b, -1]) as tf.Tensor2D;
+    const lm = infoNce(half(out.nm, 0), half(out.nm, 1), tau);
+    if (!micl || !out.nv) return lm;
+    const lv = infoNce(half(out.nv, 0), half(out.nv, 1), tau);
+    return miclLoss(lm, lv, micl);
+  });
+}
+
+export class RepresentationTask implements TrainTask<RepresentationBatch> {
+  readonly notesPerExample = 2;
+  readonly tau: tf.Variable;
+
+  constructor(
+    readonly model: NoteLLM2Model,
+    readonly encoder: PromptEncoder,
+    readonly vision: VisionSource,
+    readonly notes: Map<string, Note>,
+    readonly trainPairs: readonly Pair[],
+    readonly valPairs: readonly Pair[],
+    readonly cfg: ResolvedTrainConfig,
+  ) {
+    this.tau = model.store.param(TAU_PATH, [], { kind: 'constant', value: cfg.tauInit });
+  }
+
+  get trainSize(): number {
+    return this.trainPairs.length;
+  }
+
+  get valSize(): number {
+    return this.valPairs.length;
+  }
+
+  private note(id: string): Note {
+    const n = this.notes.get(id);
+    if (!n) throw new Error(`pairs name note ${id}, which the dataset does not hold`);
+    return n;
+  }
+
+  batch(split: Split, indices: number[], rng: Rng | null): RepresentationBatch {
+    const pairs = split === 'train' ? this.trainPairs : this.valPairs;
+    const chosen = indices.map((i) => pairs[i]);
+    const notes = [...chosen.map((p) => this.note(p.a)), ...chosen.map((p) => this.note(p.b))]; // [a; b]
+    const flips = rng && this.cfg.flip ? notes.map(() => rng.next() < 0.5) : undefined;
+    return buildInputs(this.model, this.encoder, this.vision, notes, { flips });
+  }
+
+  loss(batch: RepresentationBatch): tf.Scalar {
+    const b = batch.inputs.lastIndex.length / 2;
+    const micl = this.model.cfg.micl ? this.cfg.miclWeights : null;
+    return tf.tidy(() => contrastiveLoss(this.model.forward(batch.inputs), b, this.tau, micl));
+  }
+
+  disposeBatch(batch: RepresentationBatch): void {
+    tf.dispose(batch.owned);
+  }
+}
+
+/** Embeds notes in chunks: L2-normalised n_m rows [N, o] (and n_v when asked). */
+export function embedNotes(
+  model: NoteLLM2Model,
+  encoder: PromptEncoder,
+  vision: VisionSource,
+  notes: readonly Note[],
+  opts: EmbedOptions = {},
+): { nm: Float32Array; nv?: Float32Array; dim: number } {
+  const dim = model.cfg.outDim;
+  const chunk = opts.chunk ?? 64;
+  const nm = new Float32Array(notes.length * dim);
+  const nv = opts.visual && model.cfg.micl ? new Float32Array(notes.length * dim) : undefined;
+  for (let i = 0; i < notes.length; i += chunk) {
+    const part = notes.slice(i, i + chunk);
+    const batch = buildInputs(model, encoder, vision, part, opts);
+    try {
+      tf.tidy(() => {
+        const out = model.forward(batch.inputs);
+        nm.set(out.nm.dataSync() as Float32Array, i * dim);
+        if (nv && out.nv) nv.set(out.nv.dataSync() as Float32Array, i * dim);
+      });
+    } finally {
+      tf.dispose(batch.owned);
+    }
+  }
+  return nv ? { nm, nv, dim } : { nm, dim };
+}
