@@ -3,6 +3,8 @@
  * on the commander program; this file only assembles them.
  */
 import { Command } from 'commander';
+import { registerBench } from './cli/bench';
+import { registerData } from './cli/data';
 import { registerReport } from './cli/report';
 
 export function buildProgram(): Command {
@@ -11,6 +13,8 @@ export function buildProgram(): Command {
     .name('notellm2')
     .description('Multimodal item-to-item representation models in the style of NoteLLM-2')
     .showHelpAfterError();
+  registerBench(program);
+  registerData(program);
   registerReport(program);
   return program;
 }

@@ -51,6 +51,8 @@ export interface GemmInfo {
  */
 export const DEFAULT_MIN_FLOPS = 2 ** 18;
 
+export const DEFAULT_ORT_SPIN = true;
+
 const CPU_SIDE = ['wasm', 'cpu'];
 
 let ort: OrtGemm | null = null;
@@ -61,14 +63,35 @@ const installedOn = new Set<string>();
 let minFlops = DEFAULT_MIN_FLOPS;
 const calls = { ort: 0, backend: 0 };
 
+/**
+ * NOTELLM2_ORT_THREADS (positive integer; default: available cores) and NOTELLM2_ORT_SPIN
+ * (1 | 0; default see DEFAULT_ORT_SPIN) tune ONNX Runtime's intra-op thread pool.
+ */
+function ortOptionsFromEnv(): { threads?: number; spin: boolean } {
+  const t = (process.env.NOTELLM2_ORT_THREADS ?? '').trim();
+  const sp = (process.env.NOTELLM2_ORT_SPIN ?? '').trim();
+  let threads: number | undefined;
+  if (t !== '') {
+    threads = Number(t);
+    if (!Number.isInteger(threads) || threads < 1) throw new Error(`NOTELLM2_ORT_THREADS must be a positive integer, got "${t}"`);
+  }
+  if (sp !== '' && sp !== '0' && sp !== '1') throw new Error(`NOTELLM2_ORT_SPIN must be 1 or 0, got "${sp}"`);
+  return { threads, spin: sp === '' ? DEFAULT_ORT_SPIN : sp === '1' };
+}
+
 function loadOrt(): OrtGemm | null {
   if (ort || ortLoadError) return ort;
   try {
-    ort = OrtGemm.load();
+    ort = OrtGemm.load(ortOptionsFromEnv());
   } catch (err) {
     ortLoadError = err instanceof Error ? err.message : String(err);
   }
   return ort;
+}
+
+/** Whether ONNX Runtime can be used here (loads it once, without changing the active GEMM). */
+export function ortAvailable(): boolean {
+  return loadOrt() !== null;
 }
 
 /** The active GEMM and how it was chosen. */

@@ -33,6 +33,12 @@ interface Binding {
 export interface OrtGemmOptions {
   /** Intra-op threads per session (default: the cores available to this process). */
   threads?: number;
+  /**
+   * Whether idle intra-op workers spin-wait for the next product (ORT's default) instead of
+   * sleeping. Spinning saves the wake-up latency between products but burns a core while
+   * tfjs runs the element-wise work in between.
+   */
+  spin?: boolean;
 }
 
 /**
@@ -43,15 +49,17 @@ export interface OrtGemmOptions {
 export class OrtGemm {
   readonly version: string;
   readonly threads: number;
+  readonly spin: boolean;
   private readonly binding: Binding;
   private readonly Tensor: OrtTensorCtor;
   private readonly sessions = new Map<string, BindingSession>();
 
-  private constructor(binding: Binding, Tensor: OrtTensorCtor, version: string, threads: number) {
+  private constructor(binding: Binding, Tensor: OrtTensorCtor, version: string, threads: number, spin: boolean) {
     this.binding = binding;
     this.Tensor = Tensor;
     this.version = version;
     this.threads = threads;
+    this.spin = spin;
   }
 
   /** Loads onnxruntime-node; throws with the reason when it cannot be used here. */
@@ -70,7 +78,7 @@ export class OrtGemm {
     bindingModule.initOrt();
     const threads = options.threads ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`ort.ts: threads must be a positive integer, got ${threads}`);
-    const gemm = new OrtGemm(bindingModule.binding, Tensor, pkg.version, threads);
+    const gemm = new OrtGemm(bindingModule.binding, Tensor, pkg.version, threads, options.spin ?? true);
     // Fail here, not inside a kernel, if the runtime cannot run a product.
     const y = new Float32Array(1);
     gemm.matMul(Float32Array.of(2), [1, 1], Float32Array.of(3), [1, 1], false, false, y, [1, 1]);
@@ -91,6 +99,8 @@ export class OrtGemm {
         graphOptimizationLevel: 'all',
         enableCpuMemArena: true,
         enableMemPattern: false,
+        // Flattened by the binding into session config entries ("session.intra_op.allow_spinning").
+        extra: { session: { intra_op: { allow_spinning: this.spin ? '1' : '0' } } },
       });
       this.sessions.set(key, s);
     }

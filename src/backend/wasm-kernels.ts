@@ -44,6 +44,20 @@ export const WASM_THREADS_FINDINGS =
   'wasm threads not used: tfjs disables them in Node and its pthread workers load from blob: URLs, ' +
   'which Node worker_threads cannot start; products use ONNX Runtime threads instead';
 
+let materialise = true;
+
+/**
+ * Turns the transpose wrapper off (the wasm kernel as shipped) or on (default). For the
+ * bench's before/after figure; nothing else should need it.
+ */
+export function setTransposeWrapper(on: boolean): void {
+  materialise = on;
+}
+
+export function transposeWrapperEnabled(): boolean {
+  return materialise;
+}
+
 /** Swaps the last two axes of a rank ≥ 2 shape's permutation. */
 function lastTwoSwapped(rank: number): number[] {
   const perm = Array.from({ length: rank }, (_, i) => i);
@@ -122,7 +136,7 @@ export function wasmBatchMatMulTransposed(args: {
   const transposeA = Boolean(attrs.transposeA);
   const transposeB = Boolean(attrs.transposeB);
   const base = originalKernel('BatchMatMul', 'wasm');
-  if (!transposeA && !transposeB) return base(args as unknown as KernelArgs) as TensorInfo;
+  if ((!transposeA && !transposeB) || !materialise) return base(args as unknown as KernelArgs) as TensorInfo;
   return withMaterialisedTransposes(backend, inputs.a, inputs.b, transposeA, transposeB, (a, b) =>
     base({
       inputs: { a, b },
@@ -142,7 +156,7 @@ export function wasmFusedMatMulTransposed(args: {
   const transposeA = Boolean(attrs.transposeA);
   const transposeB = Boolean(attrs.transposeB);
   const base = originalKernel('_FusedMatMul', 'wasm');
-  if (!transposeA && !transposeB) return base(args as unknown as KernelArgs) as TensorInfo;
+  if ((!transposeA && !transposeB) || !materialise) return base(args as unknown as KernelArgs) as TensorInfo;
   return withMaterialisedTransposes(backend, inputs.a, inputs.b, transposeA, transposeB, (a, b) =>
     base({
       inputs: { ...inputs, a, b },
@@ -184,19 +198,26 @@ export function unsortedSegmentSumWasm(args: {
   const rowSize = tf.util.sizeFromShape(inner);
   const out = backend.makeOutput([numSegments, ...inner], x.dtype);
   // Views are taken after makeOutput: an allocation may grow (and so detach) the heap.
-  const xs = backend.typedArrayFromHeap(x) as Float32Array | Int32Array;
-  const rawIds = backend.typedArrayFromHeap(segmentIds);
-  const ys = backend.typedArrayFromHeap(out) as Float32Array | Int32Array;
+  const ids = backend.typedArrayFromHeap(segmentIds) as Int32Array | Float32Array;
+  if (x.dtype === 'float32') {
+    segmentSumRows(backend.typedArrayFromHeap(x) as Float32Array, ids, backend.typedArrayFromHeap(out) as Float32Array, rowSize, numSegments);
+  } else {
+    segmentSumRows(backend.typedArrayFromHeap(x) as Int32Array, ids, backend.typedArrayFromHeap(out) as Int32Array, rowSize, numSegments);
+  }
+  return out;
+}
+
+/** ys[ids[i]] += xs[i] row by row (rows of rowSize); ys is zeroed first. */
+function segmentSumRows<A extends Float32Array | Int32Array>(xs: A, ids: Int32Array | Float32Array, ys: A, rowSize: number, numSegments: number): void {
   ys.fill(0);
-  const n = rawIds.length;
+  const n = ids.length;
   for (let i = 0; i < n; i++) {
-    const s = rawIds[i];
+    const s = ids[i];
     if (s < 0 || s >= numSegments) continue;
     const src = i * rowSize;
     const dst = s * rowSize;
     for (let j = 0; j < rowSize; j++) ys[dst + j] += xs[src + j];
   }
-  return out;
 }
 
 let ownSegmentSum = false;

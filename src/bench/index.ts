@@ -1,0 +1,234 @@
+/**
+ * `notellm2 bench`: compute figures of this machine (DESIGN.md "Compute"), as medians.
+ *
+ * For each configuration (tfjs backend × GEMM) it measures matMul GFLOP/s at a few sizes,
+ * the median train-step time of the reference stack (reference.ts), notes embedded per
+ * second (forward only) and the seconds of one retrieval pass (query × pool cosine scores
+ * and top-k). Figures are medians of repeated runs; nothing here is asserted in tests.
+ */
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import {
+  gemmInfo, initBackend, resetGemmStats, setGemm, setTransposeWrapper, tf, Rng, WASM_THREADS_FINDINGS,
+  type GemmInfo,
+} from '../backend';
+import { ReferenceStack, type ReferenceDims } from './reference';
+
+export type BenchGemm = 'ort' | 'backend' | 'shipped';
+
+export interface BenchConfig {
+  /** tfjs backend: wasm | cpu (| tensorflow when a native build loads). */
+  backend: string;
+  /**
+   * ort: ONNX Runtime GEMM; backend: the backend's kernels (on wasm with the transpose
+   * wrapper); shipped: wasm's BatchMatMul exactly as tfjs ships it (the before figure).
+   */
+  gemm: BenchGemm;
+}
+
+export interface MatMulFigure {
+  m: number;
+  k: number;
+  n: number;
+  transposeB: boolean;
+  ms: number;
+  gflops: number;
+}
+
+export interface BenchFigures extends BenchConfig {
+  gemmInfo: GemmInfo;
+  matMul: MatMulFigure[];
+  trainStep: { medianMs: number; minMs: number; steps: number; firstLoss: number; lastLoss: number };
+  embed?: { notesPerSec: number; batch: number; medianMs: number };
+  retrieval?: { seconds: number; queries: number; pool: number; dim: number; k: number };
+}
+
+export interface BenchResult {
+  /** The primary configuration's figures, flattened to the top for `--json` readers. */
+  backend: string;
+  gemm: BenchGemm;
+  reference: ReferenceDims;
+  trainStepMs: number;
+  matMulGflops: Record<string, number>;
+  notesPerSec?: number;
+  retrievalSeconds?: number;
+  runs: BenchFigures[];
+  /** trainStep median of each other run divided by the primary's (> 1: primary is faster). */
+  ratios: Record<string, number>;
+  machine: { cpus: number; model: string; node: string; loadBefore: number[]; loadAfter: number[] };
+  notes: string[];
+}
+
+export interface BenchOptions {
+  configs: BenchConfig[];
+  /** Timed train steps per configuration (after 2 warm-up steps). */
+  steps: number;
+  /** Also measure embedding throughput and retrieval. */
+  extras?: boolean;
+  /** Timed repetitions per matMul size (default 15; 3 on the pure-JS cpu kernels). */
+  matMulReps?: number;
+  /** Untimed warm-up train steps per configuration (default 2). */
+  warmup?: number;
+  /** Called after each configuration, for progress output. */
+  onRun?: (f: BenchFigures) => void;
+}
+
+export const MATMUL_SIZES: ReadonlyArray<[number, number, number, boolean]> = [
+  [768, 128, 384, false], // x·W of the reference stack (b·t = 768 rows, d = 128 → 3d)
+  [768, 344, 128, false], // SwiGLU down-projection
+  [768, 512, 128, false], // the size quoted in issue 6
+  [512, 512, 512, true], // a square product with transposeB (backward-pass shape)
+];
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+function timeMs(fn: () => void): number {
+  const t = performance.now();
+  fn();
+  return performance.now() - t;
+}
+
+async function activate(cfg: BenchConfig): Promise<GemmInfo> {
+  await initBackend(cfg.backend);
+  const info = setGemm(cfg.gemm === 'ort' ? 'ort' : 'backend');
+  setTransposeWrapper(cfg.gemm !== 'shipped');
+  resetGemmStats();
+  return info;
+}
+
+function benchMatMul(rng: Rng, reps: number): MatMulFigure[] {
+  return MATMUL_SIZES.map(([m, k, n, tb]) => {
+    const a = tf.tensor2d(rng.normalArray(m * k, 1), [m, k]);
+    const b = tf.tensor2d(rng.normalArray(k * n, 1), tb ? [n, k] : [k, n]);
+    const run = () => tf.tidy(() => tf.matMul(a, b, false, tb).dataSync());
+    run();
+    const times = Array.from({ length: reps }, () => timeMs(run));
+    a.dispose();
+    b.dispose();
+    const ms = median(times);
+    return { m, k, n, transposeB: tb, ms, gflops: (2 * m * k * n) / ms / 1e6 };
+  });
+}
+
+function benchRetrieval(rng: Rng, queries: number, pool: number, dim: number, k: number): number {
+  const q = tf.tensor2d(rng.normalArray(queries * dim, 1), [queries, dim]);
+  const p = tf.tensor2d(rng.normalArray(pool * dim, 1), [pool, dim]);
+  const run = () =>
+    tf.tidy(() => {
+      const norm = (x: tf.Tensor2D) => tf.div(x, tf.norm(x, 'euclidean', 1, true));
+      const scores = tf.matMul(norm(q), norm(p), false, true); // [queries, pool]
+      return tf.topk(scores, k).indices.dataSync();
+    });
+  run();
+  const s = median([timeMs(run), timeMs(run), timeMs(run)]) / 1000;
+  q.dispose();
+  p.dispose();
+  return s;
+}
+
+/** Measures one configuration. */
+export async function benchConfig(
+  cfg: BenchConfig,
+  steps: number,
+  opts: { extras?: boolean; matMulReps?: number; warmup?: number } = {},
+): Promise<BenchFigures> {
+  await activate(cfg);
+  const rng = new Rng(7);
+  const slow = cfg.backend === 'cpu' && cfg.gemm !== 'ort';
+  const matMul = benchMatMul(rng, Math.min(opts.matMulReps ?? 15, slow ? 3 : Infinity));
+  const stack = new ReferenceStack(0);
+  const losses: number[] = [];
+  const times: number[] = [];
+  const warm = opts.warmup ?? 2;
+  for (let i = 0; i < warm + steps; i++) {
+    let loss = 0;
+    const ms = timeMs(() => {
+      loss = stack.step();
+    });
+    losses.push(loss);
+    if (i >= warm) times.push(ms);
+  }
+  const fig: BenchFigures = {
+    ...cfg,
+    gemmInfo: gemmInfo(),
+    matMul,
+    trainStep: { medianMs: median(times), minMs: Math.min(...times), steps, firstLoss: losses[0], lastLoss: losses[losses.length - 1] },
+  };
+  if (opts.extras ?? true) {
+    stack.embed();
+    const embedTimes = Array.from({ length: slow ? 2 : 5 }, () => timeMs(() => stack.embed()));
+    const ms = median(embedTimes);
+    fig.embed = { notesPerSec: (stack.dims.batch * 1000) / ms, batch: stack.dims.batch, medianMs: ms };
+    const [queries, pool, dim, k] = [1000, 10000, stack.dims.dim, 100];
+    fig.retrieval = { seconds: benchRetrieval(rng, queries, pool, dim, k), queries, pool, dim, k };
+  }
+  stack.dispose();
+  fig.gemmInfo = gemmInfo();
+  setTransposeWrapper(true);
+  return fig;
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchResult> {
+  if (opts.configs.length === 0) throw new Error('runBench: no configuration to run');
+  if (!Number.isInteger(opts.steps) || opts.steps < 1) throw new Error(`runBench: steps must be a positive integer, got ${opts.steps}`);
+  const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100);
+  const runs: BenchFigures[] = [];
+  for (const cfg of opts.configs) {
+    // The pure-JS cpu kernels are ~10× slower: fewer steps keep the comparison affordable.
+    const steps = cfg.backend === 'cpu' && cfg.gemm !== 'ort' ? Math.min(opts.steps, 3) : opts.steps;
+    const fig = await benchConfig(cfg, steps, opts);
+    runs.push(fig);
+    opts.onRun?.(fig);
+  }
+  const loadAfter = loadavg().map((x) => Math.round(x * 100) / 100);
+  const primary = runs[0];
+  const ratios: Record<string, number> = {};
+  for (const r of runs.slice(1)) ratios[`${r.backend}/${r.gemm}`] = r.trainStep.medianMs / primary.trainStep.medianMs;
+  const stackDims = new ReferenceStack(0);
+  const reference = stackDims.dims;
+  stackDims.dispose();
+  const notes = [
+    'medians of repeated runs; machine shared: compare runs taken at similar load (loadBefore/loadAfter are os.loadavg)',
+    WASM_THREADS_FINDINGS,
+  ];
+  return {
+    backend: primary.backend,
+    gemm: primary.gemm,
+    reference,
+    trainStepMs: primary.trainStep.medianMs,
+    matMulGflops: Object.fromEntries(primary.matMul.map((f) => [`${f.m}x${f.k}x${f.n}${f.transposeB ? 'T' : ''}`, Math.round(f.gflops * 10) / 10])),
+    notesPerSec: primary.embed?.notesPerSec,
+    retrievalSeconds: primary.retrieval?.seconds,
+    runs,
+    ratios,
+    machine: { cpus: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', node: process.version, loadBefore, loadAfter },
+    notes,
+  };
+}
+
+/** Human-readable summary: one line per configuration, ratios against the first. */
+export function formatBench(r: BenchResult): string {
+  const d = r.reference;
+  const lines = [
+    `reference stack: ${d.layers} layers, d=${d.dim}, ${d.heads} heads, SwiGLU ${d.mlpHidden}, vocab ${d.vocab}, ` +
+      `batch ${d.batch} × ${d.seqLen} tokens, ${d.params} params; ${d.loss}; ${d.optimizer}`,
+    `machine: ${r.machine.cpus} cores (${r.machine.model}), node ${r.machine.node}, load ${r.machine.loadBefore.join(' ')} → ${r.machine.loadAfter.join(' ')}`,
+    '',
+    'config            step ms (median)  vs first   matMul GFLOP/s (' + Object.keys(r.matMulGflops).join(', ') + ')   notes/s   retrieval s',
+  ];
+  const first = r.runs[0].trainStep.medianMs;
+  for (const f of r.runs) {
+    const name = `${f.backend}/${f.gemm}`.padEnd(17);
+    const ratio = (f.trainStep.medianMs / first).toFixed(2) + '×';
+    const mm = f.matMul.map((x) => x.gflops.toFixed(1)).join(', ');
+    lines.push(
+      `${name} ${f.trainStep.medianMs.toFixed(1).padStart(10)} (${f.trainStep.steps})  ${ratio.padStart(7)}   ${mm.padEnd(40)} ` +
+        `${f.embed ? f.embed.notesPerSec.toFixed(0).padStart(7) : '      -'}   ${f.retrieval ? f.retrieval.seconds.toFixed(3) : '-'}`,
+    );
+  }
+  lines.push('', ...r.notes.map((n) => `note: ${n}`));
+  return lines.join('\n');
+}

@@ -1,0 +1,62 @@
+/**
+ * `notellm2 bench`: matMul throughput and the reference-stack train step (src/bench) for the
+ * chosen backend and GEMM, and, unless --no-compare, the other configurations beside it.
+ */
+import type { Command } from 'commander';
+import { initBackend, gemmInfo, ortAvailable } from '../backend';
+import { formatBench, runBench, type BenchConfig, type BenchGemm } from '../bench';
+
+const BACKENDS = ['wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
+const GEMMS: BenchGemm[] = ['ort', 'backend', 'shipped'];
+
+function parseSteps(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--steps: expected a positive integer, got "${v}"`);
+  return n;
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('measure matMul GFLOP/s and the reference-stack train step (medians) on this machine')
+    .option('--backend <name>', `tfjs backend: ${BACKENDS.join(' | ')} (default: NOTELLM2_BACKEND or the first that loads)`)
+    .option('--gemm <name>', `${GEMMS.join(' | ')} (default: NOTELLM2_GEMM or ort when it loads); shipped = wasm matMul as tfjs ships it`)
+    .option('--steps <n>', 'timed train steps per configuration (after 2 warm-up steps)', parseSteps, 10)
+    .option('--no-compare', 'measure only the chosen configuration')
+    .option('--no-extras', 'skip the embedding-throughput and retrieval figures')
+    .option('--json', 'print one JSON object instead of the table')
+    .action(async (o: { backend?: string; gemm?: string; steps: number; compare: boolean; extras: boolean; json?: boolean }) => {
+      if (o.backend !== undefined && !BACKENDS.includes(o.backend)) {
+        throw new Error(`--backend "${o.backend}" is not one of ${BACKENDS.join(', ')}`);
+      }
+      if (o.gemm !== undefined && !(GEMMS as string[]).includes(o.gemm)) {
+        throw new Error(`--gemm "${o.gemm}" is not one of ${GEMMS.join(', ')}`);
+      }
+      const info = await initBackend(o.backend);
+      const backend = info.name;
+      const gemm: BenchGemm = (o.gemm as BenchGemm | undefined) ?? gemmInfo().active;
+      const configs: BenchConfig[] = [{ backend, gemm }];
+      if (o.compare) {
+        const add = (c: BenchConfig) => {
+          if (!configs.some((x) => x.backend === c.backend && x.gemm === c.gemm)) configs.push(c);
+        };
+        if (backend === 'wasm' || backend === 'cpu') {
+          add({ backend: 'wasm', gemm: 'ort' });
+          add({ backend: 'wasm', gemm: 'backend' });
+          add({ backend: 'wasm', gemm: 'shipped' });
+          add({ backend: 'cpu', gemm: 'backend' });
+        }
+        // ORT may be unavailable here: drop its configurations rather than fail the comparison.
+        if (!ortAvailable()) {
+          for (let i = configs.length - 1; i > 0; i--) if (configs[i].gemm === 'ort') configs.splice(i, 1);
+        }
+      }
+      const result = await runBench({
+        configs,
+        steps: o.steps,
+        extras: o.extras,
+        onRun: o.json ? undefined : (f) => console.error(`bench: ${f.backend}/${f.gemm} step median ${f.trainStep.medianMs.toFixed(1)} ms`),
+      });
+      console.log(o.json ? JSON.stringify(result, null, 2) : formatBench(result));
+    });
+}
