@@ -4,7 +4,6 @@
  */
 import { Command } from 'commander';
 import { registerBench } from './cli/bench';
-import { registerData } from './cli/data';
 import { registerReport } from './cli/report';
 
 export function buildProgram(): Command {
@@ -14,7 +13,6 @@ export function buildProgram(): Command {
     .description('Multimodal item-to-item representation models in the style of NoteLLM-2')
     .showHelpAfterError();
   registerBench(program);
-  registerData(program);
   registerReport(program);
   return program;
 }
