@@ -73,9 +73,10 @@ export function figureHtml(figure: Figure, opts: FigureHtmlOptions = {}): string
     `<script>(function(){var id=${scriptSafeJson(id)};var spec=${spec};` +
     `var s=document.currentScript;` +
     `function el(){var p=s&&s.parentNode;var d=p&&p.querySelector?p.querySelector('[data-figure-id="'+id+'"]'):null;return d||document.getElementById(id);}` +
-    `function draw(){window.Plotly.newPlot(el(),spec.data,spec.layout,{responsive:true,displaylogo:false});}` +
-    `if(window.Plotly){draw();return;}var n=0;var t=setInterval(function(){if(window.Plotly){clearInterval(t);draw();}` +
-    `else if(++n>${wait}){clearInterval(t);var d=el();if(d)d.textContent='plotly.js is not loaded in this page; run loadPlotly({ force: true }) in a cell, then show the figure again.';}},100);` +
+    // Draw once both plotly.js and the div are in the page (either may come later).
+    `function tryDraw(){var d=el();if(!window.Plotly||!d||!d.isConnected)return false;window.Plotly.newPlot(d,spec.data,spec.layout,{responsive:true,displaylogo:false});return true;}` +
+    `if(tryDraw())return;var n=0;var t=setInterval(function(){if(tryDraw()){clearInterval(t);}` +
+    `else if(++n>${wait}){clearInterval(t);var d=el();if(d&&!window.Plotly)d.textContent='plotly.js is not loaded in this page; run loadPlotly({ force: true }) in a cell, then show the figure again.';}},100);` +
     `})();</script>`
   );
 }

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -142,6 +142,70 @@ for (const file of notebooks) {
     });
   });
 }
+
+/** Starts a classic Jupyter Notebook server on notebooks/; resolves with its base URL. */
+function startNotebookServer(): Promise<{ url: string; stop: () => void }> {
+  const port = 20000 + (process.pid % 20000);
+  const token = `t${process.pid}`;
+  const srv = spawn(
+    python!,
+    ['-m', 'notebook', '--no-browser', `--port=${port}`, `--NotebookApp.token=${token}`, '--allow-root', `--notebook-dir=${NOTEBOOK_DIR}`],
+    { env: jupyterEnv({ NOTELLM2_SMOKE: '1' }), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      srv.kill('SIGTERM');
+      reject(new Error(`Jupyter Notebook did not start within 30 s:\n${log}`));
+    }, 30_000);
+    const onData = (d: Buffer) => {
+      log += d.toString();
+      // Port retries may move the server to another port: read the one it announces.
+      const m = /(http:\/\/(?:127\.0\.0\.1|localhost):\d+\/)\?token=/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolvePromise({ url: `${m[1]}notebooks/%NAME%?token=${token}`, stop: () => srv.kill('SIGTERM') });
+      }
+    };
+    srv.stdout.on('data', onData);
+    srv.stderr.on('data', onData);
+    srv.on('exit', (code) => reject(new Error(`Jupyter Notebook exited (${code}):\n${log}`)));
+  });
+}
+
+test('live Jupyter Notebook page: running 00-display-check draws its figures and gallery', { skip: skipChromium, timeout: 5 * 60_000 }, async () => {
+  assert.ok(findChromium(), 'Chromium is required here (CI=true): apt-get install chromium');
+  assert.ok(notebooks.includes('00-display-check.ipynb'));
+  const server = await startNotebookServer();
+  try {
+    await withChromium(async (ctx) => {
+      const page = await ctx.newPage();
+      const pageErrors: string[] = [];
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      await page.goto(server.url.replace('%NAME%', '00-display-check.ipynb'));
+      type J = { Jupyter: { notebook: { kernel?: { is_connected(): boolean; kill(): void }; execute_all_cells(): void } } };
+      await page.waitForFunction(() => (window as unknown as J).Jupyter?.notebook?.kernel?.is_connected(), null, { timeout: 60_000 });
+      const t0 = Date.now();
+      await page.evaluate(() => (window as unknown as J).Jupyter.notebook.execute_all_cells());
+      await page.waitForFunction(
+        () => document.querySelectorAll('.notellm2-figure svg.main-svg').length >= 2 && document.querySelector('.notellm2-gallery img') !== null,
+        null,
+        { timeout: 120_000 },
+      );
+      console.log(`# live notebook: all cells ran and drew in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const drawn = await page.$$eval('.notellm2-figure', (ds) => ds.map((d) => d.querySelectorAll('svg.main-svg').length > 0));
+      assert.deepEqual(drawn, [true, true]);
+      // plotly.js arrived once, in the first figure's output.
+      assert.equal(await page.locator('script[data-notellm2-plotly]').count(), 1);
+      mkdirSync(OUTPUT, { recursive: true });
+      await page.screenshot({ path: join(OUTPUT, 'notebook-live-00-display-check.png'), fullPage: true });
+      await page.evaluate(() => (window as unknown as J).Jupyter.notebook.kernel?.kill());
+      assert.deepEqual(pageErrors, []);
+    });
+  } finally {
+    server.stop();
+  }
+});
 
 test('notebook harness: clean up', () => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
