@@ -1,0 +1,51 @@
+/**
+ * Dataset names the runner accepts: the built-in `synth` and `openmoji` (built on first use
+ * under datasets/, git-ignored) or a path to a folder in the reference layout.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { buildSynth, type SynthConfig } from '../data/synth';
+import { buildOpenmoji, type OpenmojiConfig } from '../data/openmoji';
+
+export const BUILTIN_DATASETS = ['synth', 'openmoji'] as const;
+export type BuiltinDataset = (typeof BUILTIN_DATASETS)[number];
+
+/** Default folder of a built-in dataset; the smoke size gets its own folder so the two never mix. */
+export function builtinDir(name: BuiltinDataset, smoke = process.env.NOTELLM2_SMOKE === '1'): string {
+  return resolve('datasets', smoke ? `${name}-smoke` : name);
+}
+
+/**
+ * Resolves a dataset name or path to a folder in the reference layout, building a built-in
+ * dataset when its folder is absent. Returns the folder and what happened.
+ */
+export async function ensureDataset(
+  nameOrPath: string,
+  opts: { synth?: SynthConfig; openmoji?: OpenmojiConfig; log?: (msg: string) => void } = {},
+): Promise<{ dir: string; name: string; built: boolean }> {
+  const log = opts.log ?? (() => {});
+  const done = (dir: string) => existsSync(resolve(dir, 'note_pairs_test.csv')) && existsSync(resolve(dir, 'notes_test.csv'));
+  switch (nameOrPath) {
+    case 'synth': {
+      const dir = builtinDir('synth');
+      if (done(dir)) return { dir, name: 'synth', built: false };
+      log(`building the synth dataset in ${dir} …`);
+      await buildSynth(dir, opts.synth ?? {});
+      return { dir, name: 'synth', built: true };
+    }
+    case 'openmoji': {
+      const dir = builtinDir('openmoji');
+      if (done(dir)) return { dir, name: 'openmoji', built: false };
+      log(`building the openmoji dataset in ${dir} …`);
+      await buildOpenmoji(dir, opts.openmoji ?? {});
+      return { dir, name: 'openmoji', built: true };
+    }
+    default: {
+      const dir = resolve(nameOrPath);
+      if (!existsSync(dir)) {
+        throw new Error(`dataset "${nameOrPath}": not one of ${BUILTIN_DATASETS.join(', ')} and no folder ${dir} exists`);
+      }
+      return { dir, name: nameOrPath, built: false };
+    }
+  }
+}

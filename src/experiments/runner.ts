@@ -1,0 +1,282 @@
+/**
+ * The ablation runner: prepare a dataset once (build it, train the tokenizer, pretrain the
+ * two towers — all cached on disk), then train and evaluate every (variant, seed), in
+ * parallel worker processes when cores allow, and aggregate mean ± std over seeds.
+ */
+import { fork } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { initBackend } from '../backend';
+import { loadDataset } from '../data/loaders';
+import { loadTokenizer, saveTokenizer, trainTokenizer } from '../data/tokenizer';
+import { ImageStore } from '../data/images';
+import { renderPrompt, type PromptKind } from '../model/prompt';
+import { resolveModelConfig, type ModelConfig } from '../model/config';
+import type { TrainConfig } from '../train/config';
+import { noteCorpus, pretrainLM, pretrainVision, pretrainingNoteIds } from '../train/pretrain';
+import { ensureDataset } from './datasets';
+import { presetConfig } from './presets';
+import { runVariant, type MetricMap, type VariantResult, type VariantSpec } from './variant';
+
+export interface VariantRequest {
+  /** Display name; defaults to the preset. */
+  name?: string;
+  preset: string;
+  model?: ModelConfig;
+  train?: TrainConfig;
+}
+
+export interface AblationOptions {
+  /** 'synth' | 'openmoji' | a folder in the reference layout. */
+  dataset: string;
+  /** Presets (or richer variant requests, for sweeps). */
+  variants: Array<string | VariantRequest>;
+  /** Seeds run per variant: seedBase, seedBase+1, … Defaults to 1. */
+  seeds?: number;
+  seedBase?: number;
+  /** Run folder (results, checkpoints, embeddings). */
+  out: string;
+  /** Applied to every variant before its own overrides. */
+  model?: ModelConfig;
+  train?: TrainConfig;
+  /** Tokenizer vocabulary. Defaults to 2048. */
+  vocabSize?: number;
+  /** Pretraining overrides (steps etc.), or false to start both towers from random weights. */
+  pretrain?: { lm?: TrainConfig; vision?: TrainConfig } | false;
+  /** Worker processes. Defaults to min(cores, variants × seeds); 1 runs in this process. */
+  workers?: number;
+  log?: (msg: string) => void;
+  progress?: VariantSpec['progress'];
+}
+
+export interface Prepared {
+  datasetDir: string;
+  datasetName: string;
+  tokenizerPath: string;
+  pretrained: { lm?: string; vit?: string };
+  pretrainInfo: Record<string, unknown>;
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
+
+/** Dataset, tokenizer and pretrained towers for a run; each is cached and reused. */
+export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 'vocabSize' | 'pretrain' | 'log' | 'progress'>): Promise<Prepared> {
+  const log = opts.log ?? (() => {});
+  await initBackend();
+  const { dir, name } = await ensureDataset(opts.dataset, { log });
+  const { dataset } = await loadDataset(dir, { images: 'exists' });
+  const base = resolveModelConfig(opts.model ?? {});
+  // Tokenizer: byte-level BPE on the training notes rendered in every prompt form, so the
+  // fixed template compresses to a few tokens.
+  const trainNotes = pretrainingNoteIds(dataset).map((id) => dataset.notes.get(id)!);
+  const kinds: PromptKind[] = ['basic', 'micl', 'text'];
+  const corpus = trainNotes.flatMap((n) => kinds.map((k) => renderPrompt(k, n, base.text)));
+  const vocab = opts.vocabSize ?? 2048;
+  const cacheDir = resolve('datasets', 'cache');
+  mkdirSync(cacheDir, { recursive: true });
+  const tokenizerPath = join(cacheDir, `tokenizer-${sha(JSON.stringify([vocab, corpus]))}.json`);
+  if (!existsSync(tokenizerPath)) {
+    log(`training the tokenizer (vocab ${vocab}) on ${corpus.length} prompts …`);
+    saveTokenizer(trainTokenizer(corpus, { vocabSize: vocab }), tokenizerPath);
+  }
+  const tokenizer = loadTokenizer(tokenizerPath);
+  const pretrained: Prepared['pretrained'] = {};
+  const info: Record<string, unknown> = {};
+  if (opts.pretrain !== false) {
+    const lm = await pretrainLM({
+      corpus: noteCorpus(dataset),
+      tokenizer,
+      lm: { ...base.lm, vocabSize: tokenizer.vocabSize },
+      train: opts.pretrain?.lm,
+      progress: { label: 'pretrain-lm', mode: opts.progress ?? 'auto' },
+    });
+    log(`LM pretrained${lm.cached ? ' (cached)' : ''}: ${lm.steps} steps, perplexity train ${lm.trainPerplexity.toFixed(1)} / held-out ${lm.valPerplexity.toFixed(1)} (uniform ${Math.exp(lm.uniformLoss).toFixed(0)})`);
+    if (lm.dir) pretrained.lm = resolve(lm.dir);
+    info.lm = { steps: lm.steps, trainPerplexity: lm.trainPerplexity, valPerplexity: lm.valPerplexity, seconds: lm.trainSeconds, cached: lm.cached };
+    const images = ImageStore.shared(dataset, { size: base.vision.imageSize });
+    const ids = pretrainingNoteIds(dataset);
+    await images.load(ids);
+    const vit = await pretrainVision({
+      images: ids,
+      imageStore: images,
+      vit: base.vision,
+      train: opts.pretrain?.vision,
+      progress: { label: 'pretrain-vision', mode: opts.progress ?? 'auto' },
+    });
+    log(`vision encoder pretrained${vit.cached ? ' (cached)' : ''}: ${vit.steps} steps, held-out view agreement ${(100 * vit.viewAgreement.before).toFixed(1)}% → ${(100 * vit.viewAgreement.after).toFixed(1)}% (chance ${(100 * vit.viewAgreement.chance).toFixed(1)}%)`);
+    if (vit.dir) pretrained.vit = resolve(vit.dir);
+    info.vision = { steps: vit.steps, viewAgreement: vit.viewAgreement, seconds: vit.trainSeconds, cached: vit.cached };
+  }
+  return { datasetDir: dir, datasetName: name, tokenizerPath, pretrained, pretrainInfo: info };
+}
+
+export interface AggregatedVariant {
+  name: string;
+  preset: string;
+  config: VariantResult['config'];
+  metrics: MetricMap;
+  metricsStd: MetricMap;
+  subsets: Record<string, MetricMap>;
+  subsetsStd: Record<string, MetricMap>;
+  probes: Record<string, MetricMap>;
+  probesStd: Record<string, MetricMap>;
+  probeSubsets: Record<string, Record<string, MetricMap>>;
+  trainSeconds: number;
+  seeds: Array<{ seed: number; metrics: MetricMap; subsets: Record<string, MetricMap>; trainSeconds: number; meanGate?: number }>;
+  meanGate?: number;
+}
+
+export interface Results {
+  dataset: string;
+  backend: string;
+  seed: number;
+  seedList: number[];
+  pretrain: Record<string, unknown>;
+  variants: AggregatedVariant[];
+  wallSeconds: number;
+}
+
+function meanStd(values: number[]): [number, number] {
+  const ok = values.filter((v) => Number.isFinite(v));
+  if (ok.length === 0) return [NaN, NaN];
+  const m = ok.reduce((a, b) => a + b, 0) / ok.length;
+  // Sample standard deviation (n − 1): the spread a reader expects from "± std over seeds".
+  const v = ok.length > 1 ? ok.reduce((a, b) => a + (b - m) ** 2, 0) / (ok.length - 1) : 0;
+  return [m, Math.sqrt(v)];
+}
+
+function aggregateMaps(maps: MetricMap[]): [MetricMap, MetricMap] {
+  const mean: MetricMap = {};
+  const std: MetricMap = {};
+  for (const k of Object.keys(maps[0] ?? {})) [mean[k], std[k]] = meanStd(maps.map((m) => m[k]));
+  return [mean, std];
+}
+
+function aggregateNested(maps: Array<Record<string, MetricMap>>): [Record<string, MetricMap>, Record<string, MetricMap>] {
+  const mean: Record<string, MetricMap> = {};
+  const std: Record<string, MetricMap> = {};
+  for (const k of Object.keys(maps[0] ?? {})) [mean[k], std[k]] = aggregateMaps(maps.map((m) => m[k]));
+  return [mean, std];
+}
+
+/** Mean ± std over seeds of one variant's runs. */
+export function aggregate(runs: VariantResult[]): AggregatedVariant {
+  const [metrics, metricsStd] = aggregateMaps(runs.map((r) => r.metrics));
+  const [subsets, subsetsStd] = aggregateNested(runs.map((r) => r.subsets));
+  const [probes, probesStd] = aggregateNested(runs.map((r) => ({ zeroImage: r.probes.zeroImage.metrics, emptyText: r.probes.emptyText.metrics })));
+  const [zeroSub] = aggregateNested(runs.map((r) => r.probes.zeroImage.subsets));
+  const [emptySub] = aggregateNested(runs.map((r) => r.probes.emptyText.subsets));
+  const gates = runs.map((r) => r.meanGate).filter((g): g is number => g !== undefined);
+  return {
+    name: runs[0].name,
+    preset: runs[0].preset,
+    config: runs[0].config,
+    metrics,
+    metricsStd,
+    subsets,
+    subsetsStd,
+    probes,
+    probesStd,
+    probeSubsets: { zeroImage: zeroSub, emptyText: emptySub },
+    trainSeconds: meanStd(runs.map((r) => r.trainSeconds))[0],
+    seeds: runs.map((r) => ({ seed: r.seed, metrics: r.metrics, subsets: r.subsets, trainSeconds: r.trainSeconds, meanGate: r.meanGate })),
+    meanGate: gates.length ? meanStd(gates)[0] : undefined,
+  };
+}
+
+function workerEntry(): { script: string; execArgv: string[] } {
+  // Under tsx (tests, `npx tsx src/cli.ts`) the worker is the .ts source; built, the .js.
+  const ts = __filename.endsWith('.ts');
+  return { script: join(__dirname, ts ? 'worker.ts' : 'worker.js'), execArgv: ts ? ['--import', 'tsx'] : [] };
+}
+
+function runInWorker(spec: VariantSpec, threads: number): Promise<VariantResult> {
+  const { script, execArgv } = workerEntry();
+  return new Promise((resolvePromise, reject) => {
+    const child = fork(script, [], {
+      execArgv,
+      env: { ...process.env, NOTELLM2_ORT_THREADS: String(threads) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let result: VariantResult | undefined;
+    let failure: string | undefined;
+    child.on('message', (m: { result?: VariantResult; error?: string }) => {
+      if (m.result) result = m.result;
+      if (m.error) failure = m.error;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (result) resolvePromise(result);
+      else reject(new Error(`variant ${spec.name} (seed ${spec.seed}) failed${failure ? `: ${failure}` : ` (worker exit code ${code})`}`));
+    });
+    child.send(spec);
+  });
+}
+
+/** Trains and evaluates every (variant, seed); returns the aggregated results. */
+export async function runAblation(opts: AblationOptions): Promise<{ results: Results; runs: VariantResult[] }> {
+  const t0 = performance.now();
+  const log = opts.log ?? (() => {});
+  const prepared = await prepare(opts);
+  const requests: VariantRequest[] = opts.variants.map((v) => (typeof v === 'string' ? { preset: v } : v));
+  for (const r of requests) presetConfig(r.preset); // fail fast on a bad name
+  const names = requests.map((r) => r.name ?? r.preset);
+  if (new Set(names).size !== names.length) throw new Error(`variant names must be unique, got ${names.join(', ')}`);
+  const seeds = Array.from({ length: opts.seeds ?? 1 }, (_, i) => (opts.seedBase ?? 0) + i);
+  const out = resolve(opts.out);
+  mkdirSync(out, { recursive: true });
+  const specs: VariantSpec[] = [];
+  for (const seed of seeds) {
+    requests.forEach((r, i) => {
+      const name = names[i];
+      specs.push({
+        name,
+        preset: r.preset,
+        seed,
+        model: { ...opts.model, ...r.model },
+        train: { ...opts.train, ...r.train, seed },
+        datasetDir: prepared.datasetDir,
+        tokenizerPath: prepared.tokenizerPath,
+        pretrained: prepared.pretrained,
+        checkpointDir: join(out, 'checkpoints', `${name}-s${seed}`),
+        embeddingsDir: join(out, 'embeddings', `${name}-s${seed}`),
+        progress: opts.progress,
+      });
+    });
+  }
+  const cores = availableParallelism();
+  const workers = Math.max(1, Math.min(opts.workers ?? cores, specs.length));
+  const runs: VariantResult[] = new Array(specs.length);
+  if (workers === 1) {
+    for (let i = 0; i < specs.length; i++) {
+      log(`training ${specs[i].name} (seed ${specs[i].seed}) …`);
+      runs[i] = await runVariant(specs[i]);
+    }
+  } else {
+    // Each worker's native GEMM gets an equal share of the cores.
+    const threads = Math.max(1, Math.floor(cores / workers));
+    let next = 0;
+    const lane = async () => {
+      while (next < specs.length) {
+        const i = next++;
+        log(`training ${specs[i].name} (seed ${specs[i].seed}) in a worker …`);
+        runs[i] = await runInWorker(specs[i], threads);
+        log(`${specs[i].name} (seed ${specs[i].seed}) done in ${runs[i].trainSeconds.toFixed(0)} s`);
+      }
+    };
+    await Promise.all(Array.from({ length: workers }, lane));
+  }
+  const variants = names.map((name) => aggregate(runs.filter((r) => r.name === name)));
+  const results: Results = {
+    dataset: prepared.datasetName,
+    backend: runs[0]?.backend ?? 'unknown',
+    seed: seeds[0],
+    seedList: seeds,
+    pretrain: prepared.pretrainInfo,
+    variants,
+    wallSeconds: (performance.now() - t0) / 1000,
+  };
+  return { results, runs };
+}

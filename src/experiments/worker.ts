@@ -1,0 +1,12 @@
+/**
+ * Worker process of the ablation runner: receives one VariantSpec, runs it, sends the result
+ * back and exits. Keeping each variant in its own process gives it its own tfjs engine and
+ * native GEMM threads, so two variants train side by side on two cores.
+ */
+import { runVariant, type VariantSpec } from './variant';
+
+process.once('message', (spec: VariantSpec) => {
+  runVariant(spec)
+    .then((result) => process.send!({ result }, () => process.exit(0)))
+    .catch((err: Error) => process.send!({ error: err.stack ?? err.message }, () => process.exit(1)));
+});
