@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { registerBench } from './cli/bench';
+import { registerData } from './cli/data';
 import { registerReport } from './cli/report';
 
 export function buildProgram(): Command {
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .description('Multimodal item-to-item representation models in the style of NoteLLM-2')
     .showHelpAfterError();
   registerBench(program);
+  registerData(program);
   registerReport(program);
   return program;
 }

@@ -6,12 +6,12 @@
  * the text baseline is near chance on `visual` pairs and strong on `text` pairs, the image
  * baseline the other way round (test/data/synth.test.ts asserts it).
  *
- * `protocolRecall` is the reference evaluation protocol (PAPER.md "Evaluation protocol"),
- * kept here so the data layer can score its own baselines without depending on `eval`.
+ * Scoring them is the reference recall protocol's job (src/eval/recall.ts); the CLI joins
+ * the two (`data` must not depend on `eval`), and formatDatasetSummary prints the result.
  */
 import sharp from 'sharp';
 import type { Note, Pair } from './schema';
-import type { PairPredicate } from './splits';
+import type { EvaluationSubsets } from './splits';
 import { mapLimit } from './write';
 
 /** One L2-normalised embedding row per note. */
@@ -102,83 +102,6 @@ export async function colourHistogramEmbeddings(
   return { ids: notes.map((n) => n.id), rows };
 }
 
-export const RECALL_KS = [10, 20, 50, 100, 1000, 10000, 100000, 1000000] as const;
-
-export interface ProtocolRecall {
-  /** Pairs kept by the walk (each note used once). */
-  queries: number;
-  /** Candidate pool size (test notes minus queries). */
-  pool: number;
-  /** "R@K" → share of queries whose partner ranks below K, for K < pool size. */
-  recall: Record<string, number>;
-  /** Per subset: kept pairs in it and its recall. */
-  subsets: Record<string, { queries: number; recall: Record<string, number> }>;
-}
-
-/**
- * The reference protocol: walk `pairs` in order, keeping a pair only if neither note was
- * used before; queries = first notes of kept pairs; pool = `testNoteIds` minus the queries;
- * rank the pool by cosine (rows are L2-normalised, so by dot product). Ties are broken at
- * random in expectation: with g pool notes scoring above the partner and e others equal to
- * it, the hit probability at K is clamp((K − g) / (e + 1), 0, 1) — so a baseline whose
- * similarities are all zero scores chance, not perfection.
- */
-export function protocolRecall(
-  vectors: NoteVectors,
-  testNoteIds: readonly string[],
-  pairs: readonly Pair[],
-  subsets: Record<string, PairPredicate> = {},
-  ks: readonly number[] = RECALL_KS,
-): ProtocolRecall {
-  const rowOf = new Map(vectors.ids.map((id, i) => [id, vectors.rows[i]]));
-  const used = new Set<string>();
-  const kept: Pair[] = [];
-  for (const p of pairs) {
-    if (used.has(p.a) || used.has(p.b)) continue;
-    used.add(p.a);
-    used.add(p.b);
-    kept.push(p);
-  }
-  const queries = new Set(kept.map((p) => p.a));
-  const pool = testNoteIds.filter((id) => !queries.has(id));
-  const poolRows = pool.map((id) => {
-    const r = rowOf.get(id);
-    if (!r) throw new Error(`recall: no embedding for test note "${id}"`);
-    return r;
-  });
-  const kList = ks.filter((k) => k < pool.length);
-  const hits: number[][] = kept.map((p) => {
-    const q = rowOf.get(p.a);
-    const t = rowOf.get(p.b);
-    if (!q || !t) throw new Error(`recall: no embedding for pair note "${!q ? p.a : p.b}"`);
-    const dot = (x: Float32Array) => { let s = 0; for (let i = 0; i < x.length; i++) s += q[i] * x[i]; return s; };
-    const target = dot(t);
-    let greater = 0;
-    let equal = 0;
-    for (let j = 0; j < pool.length; j++) {
-      if (pool[j] === p.b) continue;
-      const s = dot(poolRows[j]);
-      if (s > target) greater++;
-      else if (s === target) equal++;
-    }
-    return kList.map((k) => Math.min(1, Math.max(0, (k - greater) / (equal + 1))));
-  });
-  const summarize = (idx: number[]) => {
-    const out: Record<string, number> = {};
-    kList.forEach((k, j) => {
-      out[`R@${k}`] = idx.length ? idx.reduce((s, i) => s + hits[i][j], 0) / idx.length : NaN;
-    });
-    return out;
-  };
-  const all = kept.map((_, i) => i);
-  const sub: ProtocolRecall['subsets'] = {};
-  for (const [name, f] of Object.entries(subsets)) {
-    const idx = all.filter((i) => f(kept[i]));
-    sub[name] = { queries: idx.length, recall: summarize(idx) };
-  }
-  return { queries: kept.length, pool: pool.length, recall: summarize(all), subsets: sub };
-}
-
 // ---------------------------------------------------------------------------------------
 // Dataset summary (what `notellm2 data synth|openmoji` print)
 
@@ -204,6 +127,17 @@ export function textLengthStats(notes: readonly Note[], lengthOf: (n: Note) => n
   };
 }
 
+/** Recall of one embedding under the reference protocol, overall and per subset. */
+export interface BaselineRecall {
+  /** Kept pairs (= queries). */
+  queries: number;
+  /** Candidate pool size (test notes minus queries). */
+  pool: number;
+  /** "R@K" → share of queries whose partner ranks below K. */
+  recall: Record<string, number>;
+  subsets: Record<string, { queries: number; recall: Record<string, number> }>;
+}
+
 export interface DatasetSummary {
   name: string;
   dir: string;
@@ -216,28 +150,36 @@ export interface DatasetSummary {
   subsetPairs: Record<string, number>;
   text: TextLengthStats;
   /** Baseline name → recall under the reference protocol, overall and per subset. */
-  baselines: Record<string, ProtocolRecall>;
+  baselines: Record<string, BaselineRecall>;
   seconds: { build: number; images: number; baselines: number };
   /** Anything else worth printing (e.g. pair-builder statistics). */
   extra: Record<string, unknown>;
 }
 
-/**
- * TF-IDF and colour-histogram embeddings of the test notes, scored with the reference
- * protocol on the test pairs, overall and per subset.
- */
-export async function evaluateBaselines(
-  notes: ReadonlyMap<string, Note>,
-  testNoteIds: readonly string[],
-  testPairs: readonly Pair[],
+/** Names of the two baselines, as printed. */
+export const BASELINES = ['tfidf-text', 'colour-histogram-image'] as const;
+export type BaselineName = (typeof BASELINES)[number];
+
+/** Both baselines' embeddings of the given notes (the test notes, for the recall protocol). */
+export async function baselineEmbeddings(
+  notes: readonly Note[],
   image: (note: Note) => string | Buffer | Promise<string | Buffer>,
-  subsets: Record<string, PairPredicate>,
-): Promise<Record<string, ProtocolRecall>> {
-  const testNotes = testNoteIds.map((id) => notes.get(id)!);
-  return {
-    'tfidf-text': protocolRecall(tfidfEmbeddings(testNotes), testNoteIds, testPairs, subsets),
-    'colour-histogram-image': protocolRecall(await colourHistogramEmbeddings(testNotes, image), testNoteIds, testPairs, subsets),
-  };
+): Promise<Record<BaselineName, NoteVectors>> {
+  return { 'tfidf-text': tfidfEmbeddings(notes), 'colour-histogram-image': await colourHistogramEmbeddings(notes, image) };
+}
+
+/**
+ * A built dataset, in memory: what the summary and the baselines need without re-reading
+ * the folder.
+ */
+export interface BuiltDataset {
+  summary: DatasetSummary;
+  notes: ReadonlyMap<string, Note>;
+  testNoteIds: readonly string[];
+  testPairs: readonly Pair[];
+  subsets: EvaluationSubsets;
+  /** Path of a note's image file in the written folder. */
+  imageFile: (note: Note) => string;
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1).padStart(5) : '    -');
@@ -263,6 +205,6 @@ export function formatDatasetSummary(s: DatasetSummary): string {
     row('all', r.queries, r.recall);
     for (const [sub, v] of Object.entries(r.subsets)) row(sub, v.queries, v.recall);
   }
-  out.push(`time:   build ${s.seconds.build.toFixed(1)} s (images ${s.seconds.images.toFixed(1)} s), baselines ${s.seconds.baselines.toFixed(1)} s`);
+  out.push(`time:   build ${s.seconds.build.toFixed(1)} s (images ${s.seconds.images.toFixed(1)} s)` + (Object.keys(s.baselines).length ? `, baselines ${s.seconds.baselines.toFixed(1)} s` : ''));
   return out.join('\n');
 }

@@ -20,10 +20,10 @@ import { dirname, join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import sharp from 'sharp';
 import { Rng } from '../backend/rng';
-import { evaluateBaselines, textLengthStats, type DatasetSummary } from './baselines';
+import { textLengthStats, type BuiltDataset } from './baselines';
 import type { Note, Pair, SplitName } from './schema';
-import { evaluationSubsets, noteTextLength, splitByNotes, subsetCounts, type SplitConfig, type SplitResult } from './splits';
-import { writeReferenceDataset } from './write';
+import { evaluationSubsets, noteTextLength, resolveSplitConfig, splitByNotes, subsetCounts, type SplitConfig, type SplitResult } from './splits';
+import { builtinDatasetDir, readDatasetMeta, writeReferenceDataset } from './write';
 
 export const OPENMOJI_LICENSE = 'CC-BY-SA-4.0';
 export const OPENMOJI_ATTRIBUTION = 'All emojis designed by OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0';
@@ -49,7 +49,7 @@ export interface OpenmojiConfig {
   split?: Omit<SplitConfig, 'groupOf'>;
 }
 
-export type ResolvedOpenmojiConfig = Required<Omit<OpenmojiConfig, 'limit' | 'split'>> & { limit: number | null; split: Omit<SplitConfig, 'groupOf'> };
+export type ResolvedOpenmojiConfig = Required<Omit<OpenmojiConfig, 'limit' | 'split'>> & { limit: number | null; split: Required<Omit<SplitConfig, 'groupOf'>> };
 
 export function resolveOpenmojiConfig(cfg: OpenmojiConfig = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOpenmojiConfig {
   const seed = cfg.seed ?? 1;
@@ -60,7 +60,7 @@ export function resolveOpenmojiConfig(cfg: OpenmojiConfig = {}, env: NodeJS.Proc
     skintonePartners: cfg.skintonePartners ?? 1,
     subgroupPartners: cfg.subgroupPartners ?? 3,
     limit: cfg.limit ?? (env.NOTELLM2_SMOKE === '1' ? 800 : null),
-    split: { seed, ...(cfg.split ?? {}) },
+    split: (({ groupOf: _, ...rest }) => rest)(resolveSplitConfig({ seed, ...(cfg.split ?? {}) })),
   };
   if (!Number.isInteger(out.imageSize) || out.imageSize < 8) throw new Error(`openmoji: imageSize must be an integer >= 8, got ${out.imageSize}`);
   for (const k of ['skintonePartners', 'subgroupPartners'] as const) {
@@ -227,12 +227,15 @@ export async function openmojiImage(packageDir: string, hexcode: string, size: n
     .toBuffer();
 }
 
-/** Builds `openmoji` into `dir` in the reference layout; returns the summary the CLI prints. */
+/**
+ * Builds `openmoji` into `dir` in the reference layout; returns the summary the CLI prints
+ * (baselines left empty, see cli/data.ts).
+ */
 export async function buildOpenmoji(
   dir: string,
   config: OpenmojiConfig = {},
-  opts: { baselines?: boolean; lengthThreshold?: number } = {},
-): Promise<{ data: OpenmojiData; summary: DatasetSummary }> {
+  opts: { lengthThreshold?: number } = {},
+): Promise<BuiltDataset & { data: OpenmojiData }> {
   const t0 = performance.now();
   const data = generateOpenmoji(config);
   const { split, config: cfg } = data;
@@ -259,12 +262,7 @@ export async function buildOpenmoji(
   const buildSeconds = (performance.now() - t0) / 1000;
   const byId = new Map(data.notes.map((n) => [n.id, n]));
   const subsets = evaluationSubsets(byId, split.pairs.test, { threshold: opts.lengthThreshold });
-  const t1 = performance.now();
-  const baselines =
-    opts.baselines === false
-      ? {}
-      : await evaluateBaselines(byId, split.notes.test, split.pairs.test, (n) => join(written.dir, 'images_test', `${n.imageId}.png`), subsets.predicates);
-  const summary: DatasetSummary = {
+  const summary: BuiltDataset['summary'] = {
     name: 'openmoji',
     dir: written.dir,
     notes: sizes((s) => split.notes[s].length),
@@ -273,12 +271,32 @@ export async function buildOpenmoji(
     subsetThreshold: subsets.threshold,
     subsetPairs: subsetCounts(split.pairs.test, subsets),
     text: textLengthStats(data.notes, noteTextLength),
-    baselines,
-    seconds: { build: buildSeconds, images: written.imageSeconds, baselines: (performance.now() - t1) / 1000 },
+    baselines: {},
+    seconds: { build: buildSeconds, images: written.imageSeconds, baselines: 0 },
     extra: {
       source: `openmoji@${pkg.version ?? '?'}, ${OPENMOJI_LICENSE} (${OPENMOJI_ATTRIBUTION})`,
       families: `${new Set(data.rows.map(familyOf)).size} skin-tone families/single emoji, ${new Set(data.rows.map((r) => `${r.group}@${r.subgroup}`)).size} subgroups; split by family, pairs drawn within each split`,
     },
   };
-  return { data, summary };
+  return {
+    data,
+    summary,
+    notes: byId,
+    testNoteIds: split.notes.test,
+    testPairs: split.pairs.test,
+    subsets,
+    imageFile: (n) => join(written.dir, 'images_test', `${n.imageId}.png`),
+  };
+}
+
+/**
+ * Makes sure `dir` (default datasets/openmoji) holds `openmoji` built with this config:
+ * rebuilds unless its dataset.json records the same resolved config. Returns the folder.
+ */
+export async function ensureOpenmoji(config: OpenmojiConfig = {}, dir = builtinDatasetDir('openmoji')): Promise<{ dir: string; built: boolean }> {
+  const meta = readDatasetMeta(dir);
+  const want = JSON.stringify({ ...resolveOpenmojiConfig(config), packageDir: undefined });
+  if (meta && meta.name === 'openmoji' && JSON.stringify(meta.config) === want) return { dir, built: false };
+  const { summary } = await buildOpenmoji(dir, config);
+  return { dir: summary.dir, built: true };
 }

@@ -22,10 +22,10 @@
  */
 import { Rng } from '../backend/rng';
 import { join } from 'node:path';
-import { evaluateBaselines, textLengthStats, type DatasetSummary } from './baselines';
-import { buildPairs, type EngagementEvent, type PairBuilderConfig, type PairBuildStats } from './pairs';
+import { textLengthStats, type BuiltDataset } from './baselines';
+import { buildPairs, resolvePairBuilderConfig, type EngagementEvent, type PairBuilderConfig, type PairBuildStats } from './pairs';
 import type { Note, Pair } from './schema';
-import { evaluationSubsets, noteTextLength, splitByNotes, subsetCounts, type SplitConfig, type SplitResult } from './splits';
+import { evaluationSubsets, noteTextLength, resolveSplitConfig, splitByNotes, subsetCounts, type SplitConfig, type SplitResult } from './splits';
 import {
   ALL_COLOURS,
   ALL_PATTERNS,
@@ -39,7 +39,7 @@ import {
   type VisualStyle,
 } from './synth-image';
 import { COLOUR_WORDS, FILLER, PATTERN_WORDS, SHAPE_WORDS, TOPICS } from './synth-vocab';
-import { writeReferenceDataset } from './write';
+import { builtinDatasetDir, readDatasetMeta, writeReferenceDataset } from './write';
 
 export const SYNTH_LABELS = ['visual', 'text', 'both', 'neither'] as const;
 export type SynthLabel = (typeof SYNTH_LABELS)[number];
@@ -92,7 +92,7 @@ export interface SynthConfig {
 export const SYNTH_DEFAULT_NOTES = 5000;
 export const SYNTH_SMOKE_NOTES = 800;
 
-export type ResolvedSynthConfig = Required<Omit<SynthConfig, 'pairs' | 'split'>> & { pairs: PairBuilderConfig; split: SplitConfig };
+export type ResolvedSynthConfig = Required<Omit<SynthConfig, 'pairs' | 'split'>> & { pairs: Required<PairBuilderConfig>; split: Required<Omit<SplitConfig, 'groupOf'>> };
 
 /** Applies defaults (one place) and checks every field; errors list the valid values. */
 export function resolveSynthConfig(cfg: SynthConfig = {}, env: NodeJS.ProcessEnv = process.env): ResolvedSynthConfig {
@@ -119,8 +119,8 @@ export function resolveSynthConfig(cfg: SynthConfig = {}, env: NodeJS.ProcessEnv
     noiseEngagement: cfg.noiseEngagement ?? 0.05,
     engagements: cfg.engagements ?? [4, 12],
     activityDays: cfg.activityDays ?? 14,
-    pairs: cfg.pairs ?? {},
-    split: { seed, ...(cfg.split ?? {}) },
+    pairs: resolvePairBuilderConfig(cfg.pairs),
+    split: (({ groupOf: _, ...rest }) => rest)(resolveSplitConfig({ seed, ...(cfg.split ?? {}) })),
   };
   const topicNames = Object.keys(TOPICS);
   if (!Number.isInteger(out.notes) || out.notes < 10) throw new Error(`synth: notes must be an integer >= 10, got ${out.notes}`);
@@ -309,17 +309,16 @@ export function synthImage(data: SynthData, noteIdValue: string): Promise<Buffer
 }
 
 export interface BuildOptions {
-  /** Score the TF-IDF and colour-histogram baselines on the test pairs. Defaults to true. */
-  baselines?: boolean;
   /** Short/long text threshold of the subsets (characters). Defaults to the median. */
   lengthThreshold?: number;
 }
 
 /**
  * Generates `synth` and writes it to `dir` in the reference layout (write.ts), with
- * dataset.json recording the resolved config; returns the summary the CLI prints.
+ * dataset.json recording the resolved config; returns the summary the CLI prints (its
+ * baselines left empty: scoring them is the recall protocol's job, see cli/data.ts).
  */
-export async function buildSynth(dir: string, config: SynthConfig = {}, opts: BuildOptions = {}): Promise<{ data: SynthData; summary: DatasetSummary }> {
+export async function buildSynth(dir: string, config: SynthConfig = {}, opts: BuildOptions = {}): Promise<BuiltDataset & { data: SynthData }> {
   const t0 = performance.now();
   const data = generateSynth(config);
   const { split } = data;
@@ -343,12 +342,7 @@ export async function buildSynth(dir: string, config: SynthConfig = {}, opts: Bu
   const buildSeconds = (performance.now() - t0) / 1000;
   const byId = new Map(data.notes.map((n) => [n.id, n]));
   const subsets = evaluationSubsets(byId, split.pairs.test, { threshold: opts.lengthThreshold });
-  const t1 = performance.now();
-  const baselines =
-    opts.baselines === false
-      ? {}
-      : await evaluateBaselines(byId, split.notes.test, split.pairs.test, (n) => join(written.dir, 'images_test', `${n.imageId}.png`), subsets.predicates);
-  const summary: DatasetSummary = {
+  const summary: BuiltDataset['summary'] = {
     name: 'synth',
     dir: written.dir,
     notes: { train: split.notes.train.length, val: split.notes.val.length, test: split.notes.test.length },
@@ -357,13 +351,32 @@ export async function buildSynth(dir: string, config: SynthConfig = {}, opts: Bu
     subsetThreshold: subsets.threshold,
     subsetPairs: subsetCounts(split.pairs.test, subsets),
     text: textLengthStats(data.notes, noteTextLength),
-    baselines,
-    seconds: { build: buildSeconds, images: written.imageSeconds, baselines: (performance.now() - t1) / 1000 },
+    baselines: {},
+    seconds: { build: buildSeconds, images: written.imageSeconds, baselines: 0 },
     extra: {
       'behaviour log': `${data.pairStats.events} events by ${data.pairStats.users} users; ${data.pairStats.candidatePairs} co-occurring note pairs, ` +
         `${data.pairStats.droppedHigh} above the q_high score ${data.pairStats.thresholds[1]}, ${data.pairStats.droppedLow} below q_low; ${data.pairStats.pairs} pairs kept`,
       'latents': `${data.config.topics} topics × ${data.config.shapes.length * data.config.colours.length * data.config.patterns.length} styles; mentionVisual ${data.config.mentionVisual}; image ${data.config.imageSize}px`,
     },
   };
-  return { data, summary };
+  return {
+    data,
+    summary,
+    notes: byId,
+    testNoteIds: split.notes.test,
+    testPairs: split.pairs.test,
+    subsets,
+    imageFile: (n) => join(written.dir, 'images_test', `${n.imageId}.png`),
+  };
+}
+
+/**
+ * Makes sure `dir` (default datasets/synth) holds `synth` built with this config: rebuilds
+ * unless its dataset.json records the same resolved config. Returns the folder.
+ */
+export async function ensureSynth(config: SynthConfig = {}, dir = builtinDatasetDir('synth')): Promise<{ dir: string; built: boolean }> {
+  const meta = readDatasetMeta(dir);
+  if (meta && meta.name === 'synth' && JSON.stringify(meta.config) === JSON.stringify(resolveSynthConfig(config))) return { dir, built: false };
+  const { summary } = await buildSynth(dir, config);
+  return { dir: summary.dir, built: true };
 }

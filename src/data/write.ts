@@ -13,7 +13,8 @@
  * `level1@level2@`. The folder is written beside the target under a temporary name and renamed
  * into place at the end, so a failed build never leaves a half-written dataset.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { Note, Pair, SplitName } from './schema';
@@ -40,6 +41,23 @@ export interface WriteSummary {
   images: number;
   /** Seconds spent producing and writing images. */
   imageSeconds: number;
+}
+
+/**
+ * Folder of a built-in dataset (`synth`, `openmoji`): `<package root>/datasets/<name>`, the
+ * same from src/ (tsx) and dist/ (built).
+ */
+export function builtinDatasetDir(name: string): string {
+  return resolve(__dirname, '..', '..', 'datasets', name);
+}
+
+/** dataset.json of a folder, or null when absent or unreadable. */
+export function readDatasetMeta(dir: string): Record<string, unknown> | null {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
 }
 
 /** `#tag[话题]#` markup of one topic (brackets and '#' inside a tag would break the markup). */
@@ -120,13 +138,27 @@ export async function writeReferenceDataset(dirIn: string, ds: ReferenceLayout, 
       if (written.has(key)) return; // notes may share one image
       written.add(key);
       const { data, ext } = await ds.image(n);
-      writeFileSync(join(tmp, folder, n.imageId + ext), data);
+      await writeFile(join(tmp, folder, n.imageId + ext), data); // async: many small files write faster in parallel
     });
     const imageSeconds = (performance.now() - t0) / 1000;
     if (ds.meta) writeFileSync(join(tmp, 'dataset.json'), JSON.stringify(ds.meta, null, 2) + '\n');
     else writeFileSync(join(tmp, 'dataset.json'), '{}\n');
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
+    // Swap: move the old folder aside, the new one in, then delete the old one.
+    const old = join(dirname(dir), `.${basename(dir)}.old-${process.pid}`);
+    if (existsSync(dir)) {
+      await rm(old, { recursive: true, force: true });
+      renameSync(dir, old);
+    }
+    try {
+      renameSync(tmp, dir);
+    } catch (e) {
+      // Another process building the same dataset may have renamed its copy in between.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      await rm(dir, { recursive: true, force: true });
+      renameSync(tmp, dir);
+    }
+    await rm(old, { recursive: true, force: true });
     return { dir, images: written.size, imageSeconds };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { initBackend, Rng } from '../../src/backend';
+import { scoreBaselines } from '../../src/cli/data';
 import { loadDataset } from '../../src/data/loaders';
 import {
   buildOpenmoji,
@@ -114,7 +115,8 @@ test('image: the SVG rendered to an opaque PNG of the requested size', async () 
 test('buildOpenmoji writes a clean reference-layout folder with the licence; baselines find skin-tone pairs', async () => {
   const dir = join(mkdtempSync(join(tmpdir(), 'openmoji-')), 'openmoji');
   try {
-    const { data, summary } = await buildOpenmoji(dir, { limit: 400, imageSize: 32 });
+    const built = await buildOpenmoji(dir, { limit: 400, imageSize: 32 });
+    const { data } = built;
     const { dataset, report } = await loadDataset(dir, { images: 'decode' });
     assert.ok(report.ok, JSON.stringify(report.problems.slice(0, 5)));
     assert.equal(dataset.notes.size, data.notes.length);
@@ -124,7 +126,7 @@ test('buildOpenmoji writes a clean reference-layout folder with the licence; bas
     assert.equal(meta.license, 'CC-BY-SA-4.0');
     assert.match(meta.attribution, /OpenMoji/);
     // Skin-tone variants share their annotation's base words: TF-IDF ranks them near the top.
-    const tfidf = summary.baselines['tfidf-text'];
+    const tfidf = (await scoreBaselines(built))['tfidf-text'];
     // (Measured at this size: 12 skin-tone queries, pool 70, R@10 0.79 against chance 0.14.)
     assert.ok(tfidf.subsets.skintone.queries >= 5, JSON.stringify(tfidf.subsets.skintone));
     assert.ok(tfidf.subsets.skintone.recall['R@10'] > 0.6, JSON.stringify(tfidf.subsets.skintone));

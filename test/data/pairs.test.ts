@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Command } from 'commander';
 import { initBackend } from '../../src/backend';
+import { registerData } from '../../src/cli/data';
 import {
   buildPairs,
   cooccurrenceScores,
@@ -163,4 +165,25 @@ test('file round trip: events CSV in, pairs CSV (no header) out', () => {
   const { pairs } = buildPairs(events, { topK: 2 });
   writePairsCsv(join(dir, 'pairs.csv'), pairs);
   assert.equal(readFileSync(join(dir, 'pairs.csv'), 'utf8'), 'n1,n2\nn1,n5\nn2,n3\nn3,n4\nn4,n5\nn5,n3\n');
+});
+
+test('CLI: notellm2 data pairs --events … --out … [--top-k] writes the pairs and reports the counts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pairs-cli-'));
+  writeFileSync(join(dir, 'ev.csv'), CSV);
+  const program = new Command().exitOverride();
+  registerData(program);
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (s: string) => void lines.push(s);
+  try {
+    await program.parseAsync(['node', 'notellm2', 'data', 'pairs', '--events', join(dir, 'ev.csv'), '--out', join(dir, 'p.csv'), '--top-k', '2']);
+  } finally {
+    console.log = log;
+  }
+  assert.equal(readFileSync(join(dir, 'p.csv'), 'utf8'), 'n1,n2\nn1,n5\nn2,n3\nn3,n4\nn4,n5\nn5,n3\n');
+  assert.match(lines.join('\n'), /events 15 \(users 5, notes 6\); co-occurring pairs 7; .* wrote 6 pairs/);
+  await assert.rejects(
+    program.parseAsync(['node', 'notellm2', 'data', 'pairs', '--events', 'x.csv', '--out', 'y.csv', '--top-k', 'zero']),
+    /--top-k: expected an integer >= 1, got "zero"/,
+  );
 });

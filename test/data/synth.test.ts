@@ -1,55 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { initBackend } from '../../src/backend';
-import {
-  colourHistogramEmbeddings,
-  protocolRecall,
-  tfidfEmbeddings,
-  tokenize,
-  type NoteVectors,
-} from '../../src/data/baselines';
+import { colourHistogramEmbeddings, tfidfEmbeddings, tokenize, type NoteVectors } from '../../src/data/baselines';
+import { evaluateRecall } from '../../src/eval/recall';
+import { scoreBaselines } from '../../src/cli/data';
 import { loadDataset } from '../../src/data/loaders';
 import type { Note } from '../../src/data/schema';
 import { evaluationSubsets } from '../../src/data/splits';
-import { buildSynth, generateSynth, labelSynthPair, resolveSynthConfig, synthImage, type SynthData } from '../../src/data/synth';
+import { buildSynth, ensureSynth, generateSynth, labelSynthPair, resolveSynthConfig, synthImage, type SynthData } from '../../src/data/synth';
 import { COLOUR_WORDS, PATTERN_WORDS, SHAPE_WORDS } from '../../src/data/synth-vocab';
 
 test('setup', async () => {
   await initBackend();
-});
-
-const vec = (...xs: number[]) => {
-  const v = Float32Array.from(xs);
-  const n = Math.hypot(...xs) || 1;
-  return v.map((x) => x / n);
-};
-
-test('protocol recall on a hand-worked example (walk, pool, ties in expectation)', () => {
-  // Test notes q1 q2 t1 t2 x y. Pairs in order: (q1,t1) kept; (t1,x) skipped (t1 used);
-  // (q2,t2) kept. Queries {q1, q2}; pool = {t1, t2, x, y} (4 notes) → only K < 4... none of
-  // the default Ks, so use K = 1, 2, 3.
-  const v: NoteVectors = {
-    ids: ['q1', 'q2', 't1', 't2', 'x', 'y'],
-    rows: [vec(1, 0), vec(0, 1), vec(0.9, 0.1), vec(1, 0), vec(1, 0), vec(1, 0)],
-  };
-  const pairs = [{ a: 'q1', b: 't1', label: 'A' }, { a: 't1', b: 'x' }, { a: 'q2', b: 't2', label: 'B' }];
-  const r = protocolRecall(v, v.ids, pairs, { A: (p) => p.label === 'A', B: (p) => p.label === 'B' }, [1, 2, 3, 10]);
-  assert.equal(r.queries, 2);
-  assert.equal(r.pool, 4);
-  // q1 = (1,0): t2, x, y score 1 (greater than t1's 0.994) → g = 3, e = 0 → hit only at K > 3: 0, 0, 0.
-  // q2 = (0,1): t1 scores 0.11 (greater), t2/x/y score 0 → partner t2 ties with x and y:
-  //   g = 1, e = 2 → P(rank < K) = clamp((K − 1) / 3): K=1 → 0, K=2 → 1/3, K=3 → 2/3.
-  assert.deepEqual(Object.keys(r.recall), ['R@1', 'R@2', 'R@3']); // K=10 is not below the pool size
-  assert.equal(r.recall['R@1'], 0);
-  assert.ok(Math.abs(r.recall['R@2'] - 1 / 6) < 1e-12);
-  assert.ok(Math.abs(r.recall['R@3'] - 1 / 3) < 1e-12);
-  assert.deepEqual(r.subsets.A, { queries: 1, recall: { 'R@1': 0, 'R@2': 0, 'R@3': 0 } });
-  assert.equal(r.subsets.B.queries, 1);
-  assert.ok(Math.abs(r.subsets.B.recall['R@3'] - 2 / 3) < 1e-12);
 });
 
 const note = (id: string, title: string, content = '', topics: string[] = []): Note => ({ id, title, content, topics, imageId: id, category: [] });
@@ -148,22 +114,33 @@ test('images: deterministic per note, same style looks alike, PNG at the configu
   assert.equal(meta.height, 32);
 });
 
+/** Recall@20 under the reference protocol (src/eval/recall.ts), overall and per subset. */
+async function recall20(v: NoteVectors, d: SynthData) {
+  const byId = new Map(d.notes.map((n) => [n.id, n]));
+  const sub = evaluationSubsets(byId, d.split.pairs.test);
+  return evaluateRecall(d.split.pairs.test, new Map(v.ids.map((id, i) => [id, v.rows[i]])), {
+    notes: d.split.notes.test,
+    subsets: sub.predicates,
+    ks: [20],
+  });
+}
+
 async function baselineRecall(d: SynthData) {
   const byId = new Map(d.notes.map((n) => [n.id, n]));
   const testNotes = d.split.notes.test.map((id) => byId.get(id)!);
-  const sub = evaluationSubsets(byId, d.split.pairs.test);
-  const text = protocolRecall(tfidfEmbeddings(testNotes), d.split.notes.test, d.split.pairs.test, sub.predicates, [20]);
-  const image = protocolRecall(await colourHistogramEmbeddings(testNotes, (n) => synthImage(d, n.id)), d.split.notes.test, d.split.pairs.test, sub.predicates, [20]);
-  return { text, image };
+  return {
+    text: await recall20(tfidfEmbeddings(testNotes), d),
+    image: await recall20(await colourHistogramEmbeddings(testNotes, (n) => synthImage(d, n.id)), d),
+  };
 }
 
 test('the subsets measure what they claim: text baseline ~chance on visual, image baseline ~chance on text', async () => {
   // 1500 notes, 40 % test → 600 test notes, ~230 kept pairs of which ~90 visual and ~75 text.
   const d = generateSynth({ notes: 1500, seed: 11, split: { testFraction: 0.4, valFraction: 0.05 } });
   const { text, image } = await baselineRecall(d);
-  const chance = 20 / text.pool; // ≈ 0.05
+  const chance = 20 / text.poolSize; // ≈ 0.05
   const r = (x: typeof text, s: string) => x.subsets[s].recall['R@20'];
-  assert.ok(text.subsets.visual.queries >= 40 && text.subsets.text.queries >= 40, JSON.stringify(text.subsets));
+  assert.ok(text.subsets.visual.nQueries >= 40 && text.subsets.text.nQueries >= 40, JSON.stringify(text.subsets));
   // TF-IDF: the partner of a visual pair shares no topic → at or below chance.
   assert.ok(r(text, 'visual') < chance + 0.04, `tfidf visual ${r(text, 'visual')} vs chance ${chance}`);
   assert.ok(r(text, 'text') > 0.5, `tfidf text ${r(text, 'text')}`);
@@ -184,7 +161,8 @@ test('the subsets measure what they claim: text baseline ~chance on visual, imag
 test('buildSynth writes the reference layout that the loader reads back clean', async () => {
   const dir = join(mkdtempSync(join(tmpdir(), 'synth-')), 'synth');
   try {
-    const { data, summary } = await buildSynth(dir, { notes: 150, imageSize: 32 }, { baselines: true });
+    const built = await buildSynth(dir, { notes: 150, imageSize: 32 });
+    const { data, summary } = built;
     const { dataset, report } = await loadDataset(dir, { images: 'decode' });
     assert.ok(report.ok, JSON.stringify(report.problems.slice(0, 5)));
     assert.equal(dataset.notes.size, 150);
@@ -196,11 +174,24 @@ test('buildSynth writes the reference layout that the loader reads back clean', 
     const meta = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8'));
     assert.equal(meta.config.notes, 150);
     assert.equal(summary.notes.test, 30);
-    assert.ok('tfidf-text' in summary.baselines && 'colour-histogram-image' in summary.baselines);
+    const scored = await scoreBaselines(built); // the CLI's path: images read back from the folder
+    assert.deepEqual(Object.keys(scored), ['tfidf-text', 'colour-histogram-image']);
+    assert.equal(summary.baselines, scored);
+    assert.ok(scored['tfidf-text'].queries > 0 && scored['tfidf-text'].pool === 30 - scored['tfidf-text'].queries);
     // Rebuilding replaces the folder in place.
-    await buildSynth(dir, { notes: 120, imageSize: 32 }, { baselines: false });
+    await buildSynth(dir, { notes: 120, imageSize: 32 });
     assert.equal((await loadDataset(dir)).dataset.notes.size, 120);
+    // ensureSynth reuses a folder built with the same resolved config and rebuilds otherwise.
+    assert.deepEqual(await ensureSynth({ notes: 120, imageSize: 32 }, dir), { dir, built: false });
+    assert.deepEqual(await ensureSynth({ notes: 130, imageSize: 32 }, dir), { dir, built: true });
+    assert.equal((await loadDataset(dir)).dataset.notes.size, 130);
+    // A folder that is not a dataset is never replaced.
+    const other = join(dir, '..', 'other');
+    mkdirSync(other);
+    writeFileSync(join(other, 'keep.txt'), 'mine');
+    await assert.rejects(buildSynth(other, { notes: 20 }), /is not a dataset folder/);
+    assert.equal(readFileSync(join(other, 'keep.txt'), 'utf8'), 'mine');
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(join(dir, '..'), { recursive: true, force: true });
   }
 });
