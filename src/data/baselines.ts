@@ -32,7 +32,7 @@ function normalizeInPlace(v: Float32Array): Float32Array {
 }
 
 /** Lower-cased letter/digit runs (any script). */
-export function tokenize(text: string): string[] {
+export function wordTokens(text: string): string[] {
   return text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((t) => t !== '');
 }
 
@@ -42,7 +42,7 @@ export function tokenize(text: string): string[] {
  * A note without words gets a zero row (similar to nothing).
  */
 export function tfidfEmbeddings(notes: readonly Note[]): NoteVectors {
-  const docs = notes.map((n) => tokenize([n.title, n.topics.join(' '), n.content].join(' ')));
+  const docs = notes.map((n) => wordTokens([n.title, n.topics.join(' '), n.content].join(' ')));
   const vocab = new Map<string, number>();
   const df: number[] = [];
   for (const doc of docs) {

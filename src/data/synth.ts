@@ -308,7 +308,7 @@ export function synthImage(data: SynthData, noteIdValue: string): Promise<Buffer
   return renderSvgPng(drawStyleSvg(latent.style, rng, data.config.imageSize), rng, data.config.pixelNoise);
 }
 
-export interface BuildOptions {
+export interface SynthBuildOptions {
   /** Short/long text threshold of the subsets (characters). Defaults to the median. */
   lengthThreshold?: number;
 }
@@ -318,7 +318,7 @@ export interface BuildOptions {
  * dataset.json recording the resolved config; returns the summary the CLI prints (its
  * baselines left empty: scoring them is the recall protocol's job, see cli/data.ts).
  */
-export async function buildSynth(dir: string, config: SynthConfig = {}, opts: BuildOptions = {}): Promise<BuiltDataset & { data: SynthData }> {
+export async function buildSynth(dir: string, config: SynthConfig = {}, opts: SynthBuildOptions = {}): Promise<BuiltDataset & { data: SynthData }> {
   const t0 = performance.now();
   const data = generateSynth(config);
   const { split } = data;

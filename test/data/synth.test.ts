@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { initBackend } from '../../src/backend';
-import { colourHistogramEmbeddings, tfidfEmbeddings, tokenize, type NoteVectors } from '../../src/data/baselines';
+import { colourHistogramEmbeddings, tfidfEmbeddings, wordTokens, type NoteVectors } from '../../src/data/baselines';
 import { evaluateRecall } from '../../src/eval/recall';
 import { scoreBaselines } from '../../src/cli/data';
 import { loadDataset } from '../../src/data/loaders';
@@ -21,7 +21,7 @@ test('setup', async () => {
 const note = (id: string, title: string, content = '', topics: string[] = []): Note => ({ id, title, content, topics, imageId: id, category: [] });
 
 test('TF-IDF: hand-computed weights and cosine', () => {
-  assert.deepEqual(tokenize('Hello, WORLD! 猫-cafe'), ['hello', 'world', '猫', 'cafe']);
+  assert.deepEqual(wordTokens('Hello, WORLD! 猫-cafe'), ['hello', 'world', '猫', 'cafe']);
   const notes = [note('a', 'apple apple', 'pie'), note('b', 'apple'), note('c', '', '', ['pie']), note('d', '...')];
   const { rows } = tfidfEmbeddings(notes);
   // N = 4; df(apple) = 2, df(pie) = 2 → idf = ln(5/3) + 1 for both. Columns: apple, pie.
@@ -60,7 +60,7 @@ test('config: defaults, smoke size, errors listing valid values', () => {
 });
 
 const visualWords = new Set([...Object.values(COLOUR_WORDS), ...Object.values(SHAPE_WORDS), ...Object.values(PATTERN_WORDS)]);
-const textOf = (n: Note) => tokenize([n.title, n.topics.join(' '), n.content].join(' '));
+const textOf = (n: Note) => wordTokens([n.title, n.topics.join(' '), n.content].join(' '));
 
 test('generation: deterministic, labels follow the latents, split by notes, mentionVisual knob', () => {
   const a = generateSynth({ notes: 400, seed: 3 });
