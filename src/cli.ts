@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { registerBench } from './cli/bench';
 import { registerData } from './cli/data';
 import { registerReport } from './cli/report';
+import { registerAblate } from './cli/ablate';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -16,9 +17,19 @@ export function buildProgram(): Command {
   registerBench(program);
   registerData(program);
   registerReport(program);
+  registerAblate(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
   await buildProgram().parseAsync(argv);
+}
+
+// Run directly (`npx tsx src/cli.ts …`, `node dist/cli.js …`) as well as through bin/notellm2.js.
+if (require.main === module) {
+  main(process.argv).catch((err: Error) => {
+    console.error(`notellm2: ${err.message}`);
+    if (process.env.NOTELLM2_DEBUG) console.error(err);
+    process.exit(1);
+  });
 }
