@@ -1,5 +1,11 @@
 /**
  * notellm2 — public API. The CLI and the notebooks call only what is exported here.
+ * Layers, top to bottom: backend → data → model → train → eval → experiments → viz.
  */
 export * from './backend';
+export * from './data';
+export * from './model';
+export * from './train';
+export * from './eval';
+export * from './experiments';
 export * from './viz';

@@ -12,7 +12,7 @@ import { normalizedRows, transposeRows, type EmbeddingTable } from './recall';
 
 export const CATALOGUE_FILES = { embeddings: 'embeddings.safetensors', ids: 'ids.json' } as const;
 
-export interface Neighbour {
+export interface CatalogueHit {
   id: string;
   /** Row in the catalogue. */
   index: number;
@@ -115,7 +115,7 @@ export class EmbeddingCatalogue implements EmbeddingTable {
   }
 
   /** The k most cosine-similar notes to one query (an id or a vector), best first. */
-  async nearest(query: string | ArrayLike<number>, k: number, options: NearestOptions = {}): Promise<Neighbour[]> {
+  async nearest(query: string | ArrayLike<number>, k: number, options: NearestOptions = {}): Promise<CatalogueHit[]> {
     return (await this.nearestMany([query], k, options))[0];
   }
 
@@ -123,7 +123,7 @@ export class EmbeddingCatalogue implements EmbeddingTable {
    * Top-k by cosine for many queries at once: chunked [c, D] × [D, N] products. Ties are
    * broken by catalogue row (lower first), so results are deterministic.
    */
-  async nearestMany(queries: readonly (string | ArrayLike<number>)[], k: number, options: NearestOptions = {}): Promise<Neighbour[][]> {
+  async nearestMany(queries: readonly (string | ArrayLike<number>)[], k: number, options: NearestOptions = {}): Promise<CatalogueHit[][]> {
     if (!Number.isInteger(k) || k < 1) throw new Error(`EmbeddingCatalogue.nearest: k must be a positive integer, got ${k}`);
     const N = this.size, D = this.dim;
     if (N === 0) return queries.map(() => []);
@@ -141,7 +141,7 @@ export class EmbeddingCatalogue implements EmbeddingTable {
     });
     const qn = normalizedRows(rows, D);
     this.normT ??= transposeRows(normalizedRows(this.rowViews(), D), N, D);
-    const out: Neighbour[][] = [];
+    const out: CatalogueHit[][] = [];
     const chunk = Math.max(1, Math.floor((options.chunkElements ?? 1 << 22) / N));
     const poolT = tf.tensor2d(this.normT, [D, N]);
     try {

@@ -1,16 +1,16 @@
 /**
- * Results as tables (danfojs DataFrames) and files: results.json (DESIGN.md "Contracts",
+ * AblationResults as tables (danfojs DataFrames) and files: results.json (DESIGN.md "Contracts",
  * with mean ± std over seeds), results.csv (one row per variant × subset), curves.json
  * (training curves for the report), and the printed recall table.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as dfd from 'danfojs-node';
-import type { Results, AggregatedVariant } from './runner';
+import type { AblationResults, AggregatedVariant } from './runner';
 import type { VariantResult } from './variant';
 
 /** Metric columns shown in tables: the paper's K values present in the results, ascending. */
-export function metricKeys(results: Results): string[] {
+export function metricKeys(results: AblationResults): string[] {
   const keys = new Set<string>();
   for (const v of results.variants) for (const k of Object.keys(v.metrics)) keys.add(k);
   return [...keys].sort((a, b) => Number(a.slice(2)) - Number(b.slice(2)));
@@ -24,7 +24,7 @@ export interface TableRow {
 }
 
 /** One row per variant × (all | subset | probe), metric means and `<metric> std` columns. */
-export function resultRows(results: Results): TableRow[] {
+export function resultRows(results: AblationResults): TableRow[] {
   const keys = metricKeys(results);
   const rows: TableRow[] = [];
   const push = (v: AggregatedVariant, subset: string, mean: Record<string, number>, std?: Record<string, number>) => {
@@ -45,7 +45,7 @@ export function resultRows(results: Results): TableRow[] {
 }
 
 /** The results as a danfojs DataFrame (rows as in resultRows). */
-export function resultsFrame(results: Results): dfd.DataFrame {
+export function resultsFrame(results: AblationResults): dfd.DataFrame {
   return new dfd.DataFrame(resultRows(results));
 }
 
@@ -55,7 +55,7 @@ const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '–');
  * A compact text table: one line per variant and subset, recall in percent as mean ± std.
  * `metrics` picks the columns (default: R@10, R@50, R@100 where present).
  */
-export function formatResultsTable(results: Results, opts: { metrics?: string[]; subsets?: string[] } = {}): string {
+export function formatResultsTable(results: AblationResults, opts: { metrics?: string[]; subsets?: string[] } = {}): string {
   const all = metricKeys(results);
   const metrics = opts.metrics ?? ['R@10', 'R@50', 'R@100'].filter((m) => all.includes(m));
   const cols = metrics.length ? metrics : all.slice(0, 3);
@@ -70,7 +70,7 @@ export function formatResultsTable(results: Results, opts: { metrics?: string[];
 }
 
 /** Writes results.json, results.csv and curves.json into `dir`. */
-export async function writeResults(dir: string, results: Results, runs: VariantResult[]): Promise<{ json: string; csv: string; curves: string }> {
+export async function writeResults(dir: string, results: AblationResults, runs: VariantResult[]): Promise<{ json: string; csv: string; curves: string }> {
   mkdirSync(dir, { recursive: true });
   const json = join(dir, 'results.json');
   const csv = join(dir, 'results.csv');

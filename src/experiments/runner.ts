@@ -18,7 +18,7 @@ import type { TrainConfig } from '../train/config';
 import { noteCorpus, pretrainLM, pretrainVision, pretrainingNoteIds } from '../train/pretrain';
 import { ensureDataset } from './datasets';
 import { presetConfig } from './presets';
-import { runVariant, type MetricMap, type VariantResult, type VariantSpec } from './variant';
+import { runVariant, type RecallMap, type VariantResult, type VariantSpec } from './variant';
 
 export interface VariantRequest {
   /** Display name; defaults to the preset. */
@@ -116,19 +116,19 @@ export interface AggregatedVariant {
   name: string;
   preset: string;
   config: VariantResult['config'];
-  metrics: MetricMap;
-  metricsStd: MetricMap;
-  subsets: Record<string, MetricMap>;
-  subsetsStd: Record<string, MetricMap>;
-  probes: Record<string, MetricMap>;
-  probesStd: Record<string, MetricMap>;
-  probeSubsets: Record<string, Record<string, MetricMap>>;
+  metrics: RecallMap;
+  metricsStd: RecallMap;
+  subsets: Record<string, RecallMap>;
+  subsetsStd: Record<string, RecallMap>;
+  probes: Record<string, RecallMap>;
+  probesStd: Record<string, RecallMap>;
+  probeSubsets: Record<string, Record<string, RecallMap>>;
   trainSeconds: number;
-  seeds: Array<{ seed: number; metrics: MetricMap; subsets: Record<string, MetricMap>; trainSeconds: number; meanGate?: number }>;
+  seeds: Array<{ seed: number; metrics: RecallMap; subsets: Record<string, RecallMap>; trainSeconds: number; meanGate?: number }>;
   meanGate?: number;
 }
 
-export interface Results {
+export interface AblationResults {
   dataset: string;
   backend: string;
   seed: number;
@@ -147,16 +147,16 @@ function meanStd(values: number[]): [number, number] {
   return [m, Math.sqrt(v)];
 }
 
-function aggregateMaps(maps: MetricMap[]): [MetricMap, MetricMap] {
-  const mean: MetricMap = {};
-  const std: MetricMap = {};
+function aggregateMaps(maps: RecallMap[]): [RecallMap, RecallMap] {
+  const mean: RecallMap = {};
+  const std: RecallMap = {};
   for (const k of Object.keys(maps[0] ?? {})) [mean[k], std[k]] = meanStd(maps.map((m) => m[k]));
   return [mean, std];
 }
 
-function aggregateNested(maps: Array<Record<string, MetricMap>>): [Record<string, MetricMap>, Record<string, MetricMap>] {
-  const mean: Record<string, MetricMap> = {};
-  const std: Record<string, MetricMap> = {};
+function aggregateNested(maps: Array<Record<string, RecallMap>>): [Record<string, RecallMap>, Record<string, RecallMap>] {
+  const mean: Record<string, RecallMap> = {};
+  const std: Record<string, RecallMap> = {};
   for (const k of Object.keys(maps[0] ?? {})) [mean[k], std[k]] = aggregateMaps(maps.map((m) => m[k]));
   return [mean, std];
 }
@@ -216,7 +216,7 @@ function runInWorker(spec: VariantSpec, threads: number): Promise<VariantResult>
 }
 
 /** Trains and evaluates every (variant, seed); returns the aggregated results. */
-export async function runAblation(opts: AblationOptions): Promise<{ results: Results; runs: VariantResult[] }> {
+export async function runAblation(opts: AblationOptions): Promise<{ results: AblationResults; runs: VariantResult[] }> {
   const t0 = performance.now();
   const log = opts.log ?? (() => {});
   const prepared = await prepare(opts);
@@ -269,7 +269,7 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Res
     await Promise.all(Array.from({ length: workers }, lane));
   }
   const variants = names.map((name) => aggregate(runs.filter((r) => r.name === name)));
-  const results: Results = {
+  const results: AblationResults = {
     dataset: prepared.datasetName,
     backend: runs[0]?.backend ?? 'unknown',
     seed: seeds[0],

@@ -43,17 +43,17 @@ export interface VariantSpec {
   progress?: 'auto' | 'bar' | 'lines' | 'silent';
 }
 
-export type MetricMap = Record<string, number>;
+export type RecallMap = Record<string, number>;
 
 export interface VariantResult {
   name: string;
   preset: string;
   seed: number;
   config: { model: ResolvedModelConfig; train: ResolvedTrainConfig; preset: string };
-  metrics: MetricMap;
-  subsets: Record<string, MetricMap>;
+  metrics: RecallMap;
+  subsets: Record<string, RecallMap>;
   /** Recall with every image zeroed (text alone) and with every text blanked (image alone). */
-  probes: { zeroImage: { metrics: MetricMap; subsets: Record<string, MetricMap> }; emptyText: { metrics: MetricMap; subsets: Record<string, MetricMap> } };
+  probes: { zeroImage: { metrics: RecallMap; subsets: Record<string, RecallMap> }; emptyText: { metrics: RecallMap; subsets: Record<string, RecallMap> } };
   nQueries: number;
   poolSize: number;
   trainSeconds: number;
@@ -68,7 +68,7 @@ export interface VariantResult {
 }
 
 /** Recall per subset, as plain metric maps. */
-function subsetMetrics(r: Awaited<ReturnType<typeof evaluateRecall>>): Record<string, MetricMap> {
+function subsetMetrics(r: Awaited<ReturnType<typeof evaluateRecall>>): Record<string, RecallMap> {
   return Object.fromEntries(Object.entries(r.subsets).map(([k, v]) => [k, v.recall]));
 }
 

@@ -15,3 +15,9 @@ export { createConnector, resolveConnectorConfig, MlpConnector, QFormerConnector
 export type { Connector, ConnectorKind, ConnectorConfig, ResolvedConnectorConfig } from './connector';
 export { DecoderLM, DecoderBlock, resolveLMConfig, tokenAt } from './lm';
 export type { LMConfig, ResolvedLMConfig, LMForwardOptions, LMOutput } from './lm';
+export * from './checkpoint';
+export * from './config';
+export * from './prompt';
+export * from './fusion';
+export * from './notellm2';
+export * from './batch';

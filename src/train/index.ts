@@ -4,3 +4,5 @@ export * from './optim';
 export * from './progress';
 export * from './config';
 export * from './trainer';
+export * from './representation';
+export * from './pretrain';

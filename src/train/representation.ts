@@ -143,7 +143,7 @@ export function buildInputs(
 }
 
 /** The contrastive loss of one forward pass over the 2B notes [a; b]. */
-export function contrastiveLoss(out: ModelOutputs, b: number, tau: tf.Tensor, micl: { text: number; vision: number } | null): tf.Scalar {
+export function representationLoss(out: ModelOutputs, b: number, tau: tf.Tensor, micl: { text: number; vision: number } | null): tf.Scalar {
   return tf.tidy(() => {
     const half = (x: tf.Tensor2D, k: 0 | 1) => tf.slice(x, [k * b, 0], [b, -1]) as tf.Tensor2D;
     const lm = infoNce(half(out.nm, 0), half(out.nm, 1), tau);
@@ -194,7 +194,7 @@ export class RepresentationTask implements TrainTask<RepresentationBatch> {
   loss(batch: RepresentationBatch): tf.Scalar {
     const b = batch.inputs.lastIndex.length / 2;
     const micl = this.model.cfg.micl ? this.cfg.miclWeights : null;
-    return tf.tidy(() => contrastiveLoss(this.model.forward(batch.inputs), b, this.tau, micl));
+    return tf.tidy(() => representationLoss(this.model.forward(batch.inputs), b, this.tau, micl));
   }
 
   disposeBatch(batch: RepresentationBatch): void {

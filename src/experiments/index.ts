@@ -1,0 +1,7 @@
+/** Experiments: presets and sweeps, the ablation runner, result tables and files. */
+export * from './presets';
+export * from './datasets';
+export * from './defaults';
+export * from './variant';
+export * from './runner';
+export * from './results';
