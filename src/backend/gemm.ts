@@ -51,7 +51,7 @@ export interface GemmInfo {
  */
 export const DEFAULT_MIN_FLOPS = 2 ** 18;
 
-export const DEFAULT_ORT_SPIN = true;
+export const DEFAULT_ORT_SPIN = false;
 
 const CPU_SIDE = ['wasm', 'cpu'];
 

@@ -14,6 +14,13 @@
  *    O(x.size) additions, a fraction of a millisecond for an embedding gradient
  *    ([B·T, D] = [768, 128]), so a C++ kernel would not pay for itself.
  *
+ * 3. Copy kernels `Slice`, `SplitV`, `Concat` and `Identity`. tfjs's wasm versions are written
+ *    in JS and (a) read the whole input through `readSync`, which copies it off the heap before
+ *    every slice, and (b) copy row by row through `subarray` views, which costs an allocation per
+ *    row — RoPE's split/concat of [b, t, h, hd] along hd makes thousands of 16-float rows.
+ *    These versions read the heap in place, copy short runs with plain loops, and make
+ *    Identity share the buffer (reference-counted, as Reshape does) instead of copying.
+ *
  * Multithreading (XNNPACK's pthreadpool) under Node was tried and is not used; see
  * `WASM_THREADS_FINDINGS` below.
  */
@@ -207,6 +214,122 @@ export function unsortedSegmentSumWasm(args: {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------
+// Copy kernels
+
+type Heap = Float32Array | Int32Array | Uint8Array;
+
+/** dst[dstOff .. +len) = src[srcOff .. +len): a loop for short runs, memcpy for long ones. */
+function copyRun(src: Heap, srcOff: number, dst: Heap, dstOff: number, len: number): void {
+  if (len < 64) {
+    for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i];
+  } else {
+    dst.set(src.subarray(srcOff, srcOff + len), dstOff);
+  }
+}
+
+/**
+ * Copies the box `begin`/`size` of x (row-major, `shape`) into out, contiguous. Trailing axes
+ * taken whole merge into one run, so the loop count is the number of runs, not elements.
+ */
+export function sliceInto(x: Heap, shape: readonly number[], begin: readonly number[], size: readonly number[], out: Heap): void {
+  const rank = shape.length;
+  if (size.some((d) => d === 0)) return;
+  const strides = new Array<number>(rank);
+  let acc = 1;
+  for (let i = rank - 1; i >= 0; i--) {
+    strides[i] = acc;
+    acc *= shape[i];
+  }
+  // Merge trailing whole axes, then the first partial one, into the run.
+  let d = rank - 1;
+  let run = 1;
+  while (d >= 0 && begin[d] === 0 && size[d] === shape[d]) {
+    run *= size[d];
+    d--;
+  }
+  if (d < 0) {
+    copyRun(x, 0, out, 0, run);
+    return;
+  }
+  run *= size[d];
+  const base = begin.reduce((o, b, i) => o + b * strides[i], 0);
+  // Odometer over axes 0..d-1.
+  const outer = d;
+  const idx = new Array<number>(outer).fill(0);
+  let src = base;
+  let dst = 0;
+  const runs = size.slice(0, outer).reduce((a, b) => a * b, 1);
+  for (let r = 0; r < runs; r++) {
+    copyRun(x, src, out, dst, run);
+    dst += run;
+    for (let ax = outer - 1; ax >= 0; ax--) {
+      idx[ax]++;
+      src += strides[ax];
+      if (idx[ax] < size[ax]) break;
+      src -= size[ax] * strides[ax];
+      idx[ax] = 0;
+    }
+  }
+}
+
+function sliceWasm(args: { inputs: { x: TensorInfo }; backend: BackendWasm; attrs: NamedAttrMap }): TensorInfo {
+  const { inputs: { x }, backend, attrs } = args;
+  if (x.dtype === 'string') return originalKernel('Slice', 'wasm')(args as unknown as KernelArgs) as TensorInfo;
+  const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, attrs.begin as number[], attrs.size as number[]);
+  const out = backend.makeOutput(size, x.dtype);
+  sliceInto(backend.typedArrayFromHeap(x) as Heap, x.shape, begin, size, backend.typedArrayFromHeap(out) as Heap);
+  return out;
+}
+
+function splitVWasm(args: { inputs: { x: TensorInfo }; backend: BackendWasm; attrs: NamedAttrMap }): TensorInfo[] {
+  const { inputs: { x }, backend, attrs } = args;
+  if (x.dtype === 'string') return originalKernel('SplitV', 'wasm')(args as unknown as KernelArgs) as TensorInfo[];
+  const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, attrs.numOrSizeSplits as number[] | number, axis);
+  const begin = new Array<number>(x.shape.length).fill(0);
+  return sizes.map((s) => {
+    const size = [...x.shape];
+    size[axis] = s;
+    const out = backend.makeOutput(size, x.dtype);
+    // View taken after makeOutput (an allocation may grow the heap).
+    sliceInto(backend.typedArrayFromHeap(x) as Heap, x.shape, begin, size, backend.typedArrayFromHeap(out) as Heap);
+    begin[axis] += s;
+    return out;
+  });
+}
+
+function concatWasm(args: { inputs: TensorInfo[]; backend: BackendWasm; attrs: NamedAttrMap }): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  if (inputs[0].dtype === 'string') return originalKernel('Concat', 'wasm')(args as unknown as KernelArgs) as TensorInfo;
+  const axis = tf.util.parseAxisParam(attrs.axis as number, inputs[0].shape)[0];
+  tf.backend_util.assertParamsConsistent(inputs.map((t) => t.shape), axis);
+  const outShape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
+  const parts = inputs.filter((t) => tf.util.sizeFromShape(t.shape) > 0);
+  const out = backend.makeOutput(outShape, inputs[0].dtype);
+  if (parts.length === 0) return out;
+  const outer = tf.util.sizeFromShape(parts[0].shape.slice(0, axis));
+  const inner = parts.map((t) => tf.util.sizeFromShape(t.shape.slice(axis)));
+  const total = inner.reduce((a, b) => a + b, 0);
+  const views = parts.map((t) => backend.typedArrayFromHeap(t) as Heap);
+  const ov = backend.typedArrayFromHeap(out) as Heap;
+  let col = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const n = inner[i], v = views[i];
+    for (let b = 0; b < outer; b++) copyRun(v, b * n, ov, b * total + col, n);
+    col += n;
+  }
+  return out;
+}
+
+/** Identity without a copy: the output shares x's buffer (reference-counted, like Reshape). */
+function identityWasm(args: { inputs: { x: TensorInfo }; backend: BackendWasm }): TensorInfo {
+  const { inputs: { x }, backend } = args;
+  if (x.dtype === 'string') return originalKernel('Identity', 'wasm')(args as unknown as KernelArgs) as TensorInfo;
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+}
+
 /** ys[ids[i]] += xs[i] row by row (rows of rowSize); ys is zeroed first. */
 function segmentSumRows<A extends Float32Array | Int32Array>(xs: A, ids: Int32Array | Float32Array, ys: A, rowSize: number, numSegments: number): void {
   ys.fill(0);
@@ -221,15 +344,24 @@ function segmentSumRows<A extends Float32Array | Int32Array>(xs: A, ids: Int32Ar
 }
 
 let ownSegmentSum = false;
+let copyKernels = false;
 
 /**
- * Adds UnsortedSegmentSum to the wasm backend (idempotent). BatchMatMul/_FusedMatMul are
+ * Adds UnsortedSegmentSum and the copy kernels to the wasm backend (idempotent). BatchMatMul/_FusedMatMul are
  * registered by gemm.ts, whose routing kernels call the transpose wrappers above for the
  * products that stay on wasm.
  */
 export function installWasmKernels(): void {
   // Resolve the shipped kernels before anything replaces them.
-  for (const name of ['BatchMatMul', '_FusedMatMul', 'Transpose']) original(name, 'wasm');
+  for (const name of ['BatchMatMul', '_FusedMatMul', 'Transpose', 'Slice', 'SplitV', 'Concat', 'Identity']) original(name, 'wasm');
+  if (!copyKernels) {
+    const k = (name: string, fn: unknown) => replaceKernel({ ...original(name, 'wasm'), kernelFunc: fn as KernelConfig['kernelFunc'] });
+    k('Slice', sliceWasm);
+    k('SplitV', splitVWasm);
+    k('Concat', concatWasm);
+    k('Identity', identityWasm);
+    copyKernels = true;
+  }
   // Registered only where tfjs has none (a later release may ship its own; keep that one).
   if (!ownSegmentSum && !tf.getKernel('UnsortedSegmentSum', 'wasm')) {
     replaceKernel({
