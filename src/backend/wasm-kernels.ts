@@ -14,7 +14,7 @@
  *    O(x.size) additions, a fraction of a millisecond for an embedding gradient
  *    ([B·T, D] = [768, 128]), so a C++ kernel would not pay for itself.
  *
- * 3. Copy kernels `Slice`, `SplitV`, `Concat` and `Identity`. tfjs's wasm versions are written
+ * 3. Copy kernels `Slice`, `SplitV`, `Concat`, `GatherV2` and `Identity`. tfjs's wasm versions are written
  *    in JS and (a) read the whole input through `readSync`, which copies it off the heap before
  *    every slice, and (b) copy row by row through `subarray` views, which costs an allocation per
  *    row — RoPE's split/concat of [b, t, h, hd] along hd makes thousands of 16-float rows.
@@ -322,6 +322,36 @@ function concatWasm(args: { inputs: TensorInfo[]; backend: BackendWasm; attrs: N
   return out;
 }
 
+/**
+ * GatherV2 (batchDims 0) as row copies: out[o, i, :] = x[o, ids[i], :] over the axis. The
+ * shipped kernel walks element by element (≈ 50 ns per element here); embedding lookups copy
+ * whole rows.
+ */
+function gatherWasm(args: { inputs: { x: TensorInfo; indices: TensorInfo }; backend: BackendWasm; attrs: NamedAttrMap }): TensorInfo {
+  const { inputs: { x, indices }, backend, attrs } = args;
+  if (x.dtype === 'string' || Number(attrs.batchDims ?? 0) !== 0) {
+    return originalKernel('GatherV2', 'wasm')(args as unknown as KernelArgs) as TensorInfo;
+  }
+  const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0];
+  const axisDim = x.shape[axis];
+  const outer = tf.util.sizeFromShape(x.shape.slice(0, axis));
+  const inner = tf.util.sizeFromShape(x.shape.slice(axis + 1));
+  const nIdx = tf.util.sizeFromShape(indices.shape);
+  const ids = backend.typedArrayFromHeap(indices) as Int32Array | Float32Array;
+  for (let i = 0; i < nIdx; i++) {
+    const v = ids[i];
+    if (!(v >= 0 && v <= axisDim - 1)) throw new Error(`GatherV2: the index value ${v} is not in [0, ${axisDim - 1}]`);
+  }
+  const out = backend.makeOutput([...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)], x.dtype);
+  const xv = backend.typedArrayFromHeap(x) as Heap;
+  const ov = backend.typedArrayFromHeap(out) as Heap;
+  const idv = backend.typedArrayFromHeap(indices) as Int32Array | Float32Array; // fresh view after makeOutput
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < nIdx; i++) copyRun(xv, (o * axisDim + idv[i]) * inner, ov, (o * nIdx + i) * inner, inner);
+  }
+  return out;
+}
+
 /** Identity without a copy: the output shares x's buffer (reference-counted, like Reshape). */
 function identityWasm(args: { inputs: { x: TensorInfo }; backend: BackendWasm }): TensorInfo {
   const { inputs: { x }, backend } = args;
@@ -353,13 +383,14 @@ let copyKernels = false;
  */
 export function installWasmKernels(): void {
   // Resolve the shipped kernels before anything replaces them.
-  for (const name of ['BatchMatMul', '_FusedMatMul', 'Transpose', 'Slice', 'SplitV', 'Concat', 'Identity']) original(name, 'wasm');
+  for (const name of ['BatchMatMul', '_FusedMatMul', 'Transpose', 'Slice', 'SplitV', 'Concat', 'Identity', 'GatherV2']) original(name, 'wasm');
   if (!copyKernels) {
     const k = (name: string, fn: unknown) => replaceKernel({ ...original(name, 'wasm'), kernelFunc: fn as KernelConfig['kernelFunc'] });
     k('Slice', sliceWasm);
     k('SplitV', splitVWasm);
     k('Concat', concatWasm);
     k('Identity', identityWasm);
+    k('GatherV2', gatherWasm);
     copyKernels = true;
   }
   // Registered only where tfjs has none (a later release may ship its own; keep that one).

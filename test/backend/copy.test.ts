@@ -29,7 +29,7 @@ test('sliceInto: hand-worked 2×3×4 box', () => {
   assert.deepEqual(Array.from(out), [5, 6, 9, 10, 17, 18, 21, 22]);
 });
 
-test('slice, split and concat on wasm equal the cpu backend (random shapes, float32/int32/bool)', async () => {
+test('slice, split, concat and gather on wasm equal the cpu backend (random shapes, float32/int32/bool)', async () => {
   await initBackend('wasm');
   const rng = new Rng(21);
   for (let trial = 0; trial < 60; trial++) {
@@ -40,6 +40,8 @@ test('slice, split and concat on wasm equal the cpu backend (random shapes, floa
     const begin = shape.map((d) => rng.int(d));
     const sz = shape.map((d, i) => 1 + rng.int(d - begin[i]));
     const axis = rng.int(shape.length);
+    const pick = rng.next();
+    const rng2 = (n: number) => Math.floor(pick * n);
     const run = () =>
       tf.tidy(() => {
         const x = tf.tensor(values, shape, dtype);
@@ -48,7 +50,9 @@ test('slice, split and concat on wasm equal the cpu backend (random shapes, floa
         const sp = parts.map((p) => p.arraySync());
         const y = tf.tensor(values.map((v) => (dtype === 'bool' ? 1 - v : v * 3)), shape, dtype);
         const cat = tf.concat([x, y, x], axis).arraySync();
-        return { sl, sp, cat };
+        const ids = tf.tensor2d([[shape[axis] - 1, 0], [rng2(shape[axis]), 0]], [2, 2], 'int32');
+        const ga = tf.gather(x, ids, axis).arraySync();
+        return { sl, sp, cat, ga };
       });
     const w = run();
     const c = await onCpu(run);
@@ -73,6 +77,7 @@ test('RoPE-shaped split/concat and their gradients equal cpu; clone survives its
       return g.dataSync().slice();
     });
   const gw = await assertNoTensorLeak(f);
+  assert.throws(() => tf.tidy(() => tf.gather(tf.ones([3, 2]), tf.tensor1d([3], 'int32'))), /index value 3 is not in \[0, 2\]/);
   const gc = await onCpu(f);
   assert.deepEqual(Array.from(gw), Array.from(gc));
   const src = tf.tensor([1, 2, 3]);
