@@ -26,6 +26,7 @@ export function registerAblate(program: Command): void {
     .option('--batch <pairs>', 'related pairs per step', intArg('--batch', 2))
     .option('--lr <x>', 'peak learning rate', numArg('--lr'))
     .option('--no-pretrain', 'start the LM and vision encoder from random weights')
+    .option('--skip-bad', 'skip bad rows of the dataset (and print how many of each kind) instead of failing')
     .option('--png', 'also render the report figures to PNG (headless Chromium)')
     .action(async (o) => {
       const smoke = smokeDefaults();
@@ -39,6 +40,7 @@ export function registerAblate(program: Command): void {
         train: { ...smoke?.train, ...(o.epochs && { epochs: o.epochs }), ...(o.maxSteps !== undefined && { maxSteps: o.maxSteps }), ...(o.batch && { batchPairs: o.batch }), ...(o.lr && { lr: o.lr }) },
         pretrain: o.pretrain === false ? false : smoke?.pretrain,
         log: (m) => console.log(m),
+        skipBad: o.skipBad,
       });
       console.log(`\nRecall on ${results.dataset} (${results.seedList.length} seed${results.seedList.length > 1 ? 's' : ''}; ${runs[0]?.nQueries} queries, pool ${runs[0]?.poolSize}):\n`);
       console.log(formatResultsTable(results));

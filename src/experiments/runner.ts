@@ -49,6 +49,8 @@ export interface AblationOptions {
   workers?: number;
   log?: (msg: string) => void;
   progress?: VariantSpec['progress'];
+  /** Skip bad rows of a user dataset (printing how many of each kind) instead of failing. Defaults to false. */
+  skipBad?: boolean;
 }
 
 export interface Prepared {
@@ -62,11 +64,16 @@ export interface Prepared {
 const sha = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
 
 /** Dataset, tokenizer and pretrained towers for a run; each is cached and reused. */
-export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 'vocabSize' | 'pretrain' | 'log' | 'progress'>): Promise<Prepared> {
+export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 'vocabSize' | 'pretrain' | 'log' | 'progress' | 'skipBad'>): Promise<Prepared> {
   const log = opts.log ?? (() => {});
   await initBackend();
   const { dir, name } = await ensureDataset(opts.dataset, { log });
-  const { dataset } = await loadDataset(dir, { images: 'exists' });
+  // Strict by default: a bad row fails the run with every problem listed (file:line).
+  const { dataset, report } = await loadDataset(dir, { images: 'header', skipBad: opts.skipBad });
+  if (!report.ok) {
+    const kinds = Object.entries(report.badRows).map(([k, n]) => `${n} ${k}`).join(', ');
+    log(`skipped bad rows of ${dir}: ${kinds}${report.droppedPairs ? `; ${report.droppedPairs} pairs dropped with them` : ''}`);
+  }
   const base = resolveModelConfig(opts.model ?? {});
   // Tokenizer: byte-level BPE on the training notes rendered in every prompt form, so the
   // fixed template compresses to a few tokens.
@@ -243,6 +250,7 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
         checkpointDir: join(out, 'checkpoints', `${name}-s${seed}`),
         embeddingsDir: join(out, 'embeddings', `${name}-s${seed}`),
         progress: opts.progress,
+        skipBad: opts.skipBad,
       });
     });
   }

@@ -41,6 +41,8 @@ export interface VariantSpec {
   /** Short/long text threshold of the subsets (characters); default: the median. */
   lengthThreshold?: number;
   progress?: 'auto' | 'bar' | 'lines' | 'silent';
+  /** Skip bad dataset rows (the runner's preparation has reported them). */
+  skipBad?: boolean;
 }
 
 export type RecallMap = Record<string, number>;
@@ -74,7 +76,7 @@ function subsetMetrics(r: Awaited<ReturnType<typeof evaluateRecall>>): Record<st
 
 export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
   const backend = await initBackend();
-  const { dataset } = await loadDataset(spec.datasetDir, { images: 'exists' });
+  const { dataset } = await loadDataset(spec.datasetDir, { images: 'exists', skipBad: spec.skipBad });
   const tokenizer = loadTokenizer(spec.tokenizerPath);
   const modelCfg = resolveModelConfig({ ...presetConfig(spec.preset), ...spec.model }, tokenizer.vocabSize);
   const trainCfg = resolveTrainConfig(spec.train);
@@ -103,7 +105,7 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     const task = new RepresentationTask(model, encoder, vision, dataset.notes, dataset.pairs.train, dataset.pairs.val, trainCfg);
     const result = await train(task, store, trainCfg, {
       checkpointDir: spec.checkpointDir,
-      config: { model: modelCfg, train: trainCfg, preset: spec.preset, name: spec.name },
+      config: { model: modelCfg, train: trainCfg, preset: spec.preset, name: spec.name, datasetDir: spec.datasetDir, tokenizerPath: spec.tokenizerPath, pretrained: spec.pretrained },
       tauPath: TAU_PATH,
       progress: { label: `${spec.name} s${spec.seed}`, mode: spec.progress ?? 'auto' },
     });
