@@ -7,6 +7,7 @@ import { registerBench } from './cli/bench';
 import { registerData } from './cli/data';
 import { registerReport } from './cli/report';
 import { registerAblate } from './cli/ablate';
+import { registerSaliency } from './cli/saliency';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerData(program);
   registerReport(program);
   registerAblate(program);
+  registerSaliency(program);
   return program;
 }
 

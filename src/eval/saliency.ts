@@ -37,7 +37,7 @@ import { infoNce, DEFAULT_TAU_INIT } from '../train/loss';
 import { TAU_PATH } from '../train/representation';
 
 /** One layer's saliency shares (normalised) and attention mass from the final token. */
-export interface SaliencyLayer {
+export interface ModalitySaliencyLayer {
   /** Share of the final token's information flow that comes from the image tokens. */
   sv: number;
   /** Share that comes from the text tokens. */
@@ -51,7 +51,7 @@ export interface SaliencyLayer {
 }
 
 export interface SaliencyResult {
-  layers: SaliencyLayer[];
+  layers: ModalitySaliencyLayer[];
   /** Examples (notes) averaged over. */
   examples: number;
   /** Unnormalised per-layer means {sv, st, so} (before S_v + S_t + S_o = 1). */
@@ -77,7 +77,7 @@ export interface SaliencyMaps {
 }
 
 /** Where an example's tokens are: final token f and the image slots [imageStart, imageEnd). */
-export interface TokenSpans {
+export interface SaliencySpans {
   lastIndex: readonly number[];
   /** First image slot, −1 without image tokens. */
   imageStart: number;
@@ -170,16 +170,16 @@ interface LayerSums {
  * S_v, S_t, S_o and attention masses, summed over the examples (divide by b for the mean).
  * Positions after each example's final token (padding) are never read.
  */
-export function reduceLayer(saliency: Float32Array, attention: Float32Array, b: number, t: number, spans: TokenSpans): LayerSums {
-  if (spans.lastIndex.length !== b) throw new Error(`reduceLayer: ${spans.lastIndex.length} final positions for ${b} examples`);
+export function reduceSaliencyLayer(saliency: Float32Array, attention: Float32Array, b: number, t: number, spans: SaliencySpans): LayerSums {
+  if (spans.lastIndex.length !== b) throw new Error(`reduceSaliencyLayer: ${spans.lastIndex.length} final positions for ${b} examples`);
   const hasImage = spans.imageStart >= 0 && spans.imageTokens > 0;
   const i0 = hasImage ? spans.imageStart : 0;
   const i1 = hasImage ? spans.imageStart + spans.imageTokens : 0;
   const sums: LayerSums = { sv: 0, st: 0, so: 0, attnImage: 0, attnText: 0 };
   for (let e = 0; e < b; e++) {
     const f = spans.lastIndex[e];
-    if (!Number.isInteger(f) || f < 0 || f >= t) throw new Error(`reduceLayer: final position ${f} of example ${e} is outside 0…${t - 1}`);
-    if (hasImage && i1 > f) throw new Error(`reduceLayer: image slots ${i0}…${i1 - 1} of example ${e} reach its final token ${f}`);
+    if (!Number.isInteger(f) || f < 0 || f >= t) throw new Error(`reduceSaliencyLayer: final position ${f} of example ${e} is outside 0…${t - 1}`);
+    if (hasImage && i1 > f) throw new Error(`reduceSaliencyLayer: image slots ${i0}…${i1 - 1} of example ${e} reach its final token ${f}`);
     const base = e * t * t;
     const row = base + f * t;
     // Final row: image and text columns (j < f; the diagonal is not a source).
@@ -224,13 +224,13 @@ export function computeSaliency(model: NoteLLM2Model, batches: readonly ModelInp
   let lossSum = 0;
   for (const batch of batches) {
     const maps = saliencyMaps(model, batch, opts);
-    const spans: TokenSpans = {
+    const spans: SaliencySpans = {
       lastIndex: batch.lastIndex,
       imageStart: model.imageTokens > 0 ? batch.imageStart : -1,
       imageTokens: model.imageTokens,
     };
     for (let l = 0; l < nLayers; l++) {
-      const s = reduceLayer(saliencyMatrix(maps.grads[l], maps.b, maps.t), maps.attention[l], maps.b, maps.t, spans);
+      const s = reduceSaliencyLayer(saliencyMatrix(maps.grads[l], maps.b, maps.t), maps.attention[l], maps.b, maps.t, spans);
       for (const k of Object.keys(s) as (keyof LayerSums)[]) totals[l][k] += s[k];
     }
     examples += maps.b;

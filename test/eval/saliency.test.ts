@@ -18,8 +18,20 @@ import { assertNoTensorLeak, initBackend, Rng, tf } from '../../src/backend';
 import { ParamStore } from '../../src/model/params';
 import { resolveModelConfig, type ModelConfig } from '../../src/model/config';
 import { NoteLLM2Model, type ModelInputs } from '../../src/model/notellm2';
-import { computeSaliency, multimodalLoss, reduceLayer, saliencyMaps, saliencyMatrix } from '../../src/eval/saliency';
-import { TAU_PATH } from '../../src/train/representation';
+import { computeSaliency, multimodalLoss, reduceSaliencyLayer, saliencyMaps, saliencyMatrix } from '../../src/eval/saliency';
+import { TAU_PATH, buildInputs } from '../../src/train/representation';
+import { resolveTrainConfig } from '../../src/train/config';
+import { PromptEncoder } from '../../src/model/batch';
+import { renderPrompt } from '../../src/model/prompt';
+import { saveCheckpoint } from '../../src/model/checkpoint';
+import { loadDataset } from '../../src/data/loaders';
+import { ImageStore } from '../../src/data/images';
+import { saveTokenizer, trainTokenizer } from '../../src/data/tokenizer';
+import { presetConfig } from '../../src/experiments/presets';
+import { saliencyForRun } from '../../src/experiments/load';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 
 const VOCAB = 16;
 const PAD = 0;
@@ -134,7 +146,7 @@ test('hand-worked one-layer model: S_v = α_img/(α_img+α_txt), S_o = 0, attent
   }
 });
 
-test('reduceLayer: hand-made maps; pad rows and columns never contribute; the diagonal is zeroed', () => {
+test('reduceSaliencyLayer: hand-made maps; pad rows and columns never contribute; the diagonal is zeroed', () => {
   // b = 2, t = 5. Example 0: f = 4, image slots 1…2. Example 1: f = 3 (position 4 is pad).
   const t = 5;
   const b = 2;
@@ -156,18 +168,18 @@ test('reduceLayer: hand-made maps; pad rows and columns never contribute; the di
   set(attn, 1, 3, 1, 0.4); set(attn, 1, 3, 0, 0.5); set(attn, 1, 3, 4, 9);
   const I = saliencyMatrix(grads, b, t);
   assert.equal(I[0 * t * t + 4 * t + 4], 0);
-  const s = reduceLayer(I, attn, b, t, { lastIndex: [4, 3], imageStart: 1, imageTokens: 2 });
+  const s = reduceSaliencyLayer(I, attn, b, t, { lastIndex: [4, 3], imageStart: 1, imageTokens: 2 });
   assert.ok(Math.abs(s.sv - (3 + 3)) < 1e-6, `Σ S_v ${s.sv}`);
   assert.ok(Math.abs(s.st - (2 + 5)) < 1e-6, `Σ S_t ${s.st}`);
   assert.ok(Math.abs(s.so - (2 + 2)) < 1e-6, `Σ S_o ${s.so}`);
   assert.ok(Math.abs(s.attnImage - (0.3 + 0.4)) < 1e-6, `Σ attnImage ${s.attnImage}`);
   assert.ok(Math.abs(s.attnText - (0.45 + 0.5)) < 1e-6, `Σ attnText ${s.attnText}`);
   // No image tokens: S_v = 0 and every column before f is text.
-  const n = reduceLayer(I, attn, b, t, { lastIndex: [4, 3], imageStart: -1, imageTokens: 0 });
+  const n = reduceSaliencyLayer(I, attn, b, t, { lastIndex: [4, 3], imageStart: -1, imageTokens: 0 });
   assert.equal(n.sv, 0);
   assert.equal(n.attnImage, 0);
   assert.ok(Math.abs(n.st - ((2 + 4 + 1 + 3) / 4 + (5 + 6) / 3)) < 1e-6, `Σ S_t without image ${n.st}`);
-  assert.throws(() => reduceLayer(I, attn, b, t, { lastIndex: [4, 2], imageStart: 1, imageTokens: 2 }), /image slots 1…2 of example 1 reach its final token 2/);
+  assert.throws(() => reduceSaliencyLayer(I, attn, b, t, { lastIndex: [4, 2], imageStart: 1, imageTokens: 2 }), /image slots 1…2 of example 1 reach its final token 2/);
 });
 
 test('∂L/∂M matches central differences (mICL + late fusion, two layers); pad rows and the upper triangle get 0', async () => {
@@ -256,5 +268,65 @@ test('text-only and late-only models: S_v = 0, attnImage = 0, shares sum to 1; �
     } finally {
       store.dispose();
     }
+  }
+});
+
+test('saliencyForRun: loads a run\'s checkpoint (τ included), matches computeSaliency on the same pairs, merges saliency.json', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'saliency-run-'));
+  try {
+    const datasetDir = resolve('test/fixtures/good');
+    const { dataset } = await loadDataset(datasetDir, { images: 'exists' });
+    const limits = resolveModelConfig().text;
+    const corpus = [...dataset.notes.values()].flatMap((n) => [renderPrompt('basic', n, limits), renderPrompt('micl', n, limits)]);
+    const tok = trainTokenizer(corpus, { vocabSize: 300 });
+    const tokenizerPath = join(root, 'tokenizer.json');
+    saveTokenizer(tok, tokenizerPath);
+    const cfg = resolveModelConfig({ ...presetConfig('micl'), vision, connector: { numQueries: 2, layers: 1, heads: 2 }, lm: { dim: 8, nLayers: 2, nHeads: 2, initStd: 0.3 }, outDim: 4 }, tok.vocabSize);
+    const store = new ParamStore(4);
+    const runDir = join(root, 'run');
+    try {
+      const model = new NoteLLM2Model(cfg, store);
+      store.param(TAU_PATH, [], { kind: 'constant', value: 1.25 });
+      const train = resolveTrainConfig({});
+      await saveCheckpoint(join(runDir, 'checkpoints', 'micl-s3', 'best'), {
+        weights: store.export(),
+        config: { model: cfg, train, preset: 'micl', name: 'micl', datasetDir, tokenizerPath, pretrained: {} },
+      });
+      writeFileSync(join(runDir, 'saliency.json'), JSON.stringify({ presets: [{ preset: 'other', layers: [{ sv: 1, st: 0, so: 0 }] }] }));
+      const { entries, file } = await saliencyForRun(runDir, { batches: 1, pairsPerBatch: 2 });
+      assert.equal(entries.length, 1);
+      assert.equal(entries[0].preset, 'micl');
+      assert.equal(entries[0].seed, 3);
+      assert.equal(entries[0].examples, 4);
+
+      // The same two test pairs, in the sample's order, through the model as built here.
+      const pairs = new Rng(0).shuffle([...dataset.pairs.test]).slice(0, 2);
+      const notes = [...pairs.map((p) => dataset.notes.get(p.a)!), ...pairs.map((p) => dataset.notes.get(p.b)!)];
+      const images = ImageStore.shared(dataset, { size: cfg.vision.imageSize });
+      await images.load(notes.map((n) => n.id));
+      const batch = buildInputs(model, new PromptEncoder(tok, cfg, model.imageTokens), { kind: 'images', images }, notes);
+      try {
+        const direct = computeSaliency(model, [batch.inputs]);
+        assert.ok(Math.abs(direct.loss - entries[0].loss) < 1e-5, `L_m ${entries[0].loss} (loaded) vs ${direct.loss}`);
+        direct.layers.forEach((l, i) => {
+          for (const k of ['sv', 'st', 'so', 'attnImage', 'attnText'] as const) {
+            assert.ok(Math.abs(l[k] - entries[0].layers[i][k]) < 1e-5, `layer ${i} ${k}: ${entries[0].layers[i][k]} vs ${l[k]}`);
+          }
+        });
+        assert.ok(entries[0].layers.every((l) => l.sv > 0 && l.attnImage > 0), 'an mICL model has image tokens');
+        // τ came from the checkpoint: with the default 3.0 the loss differs.
+        assert.ok(Math.abs(computeSaliency(model, [batch.inputs], { tau: 3 }).loss - direct.loss) > 1e-4);
+      } finally {
+        tf.dispose(batch.owned);
+      }
+      const written = JSON.parse(readFileSync(file!, 'utf8')) as { presets: Array<{ preset: string; layers: unknown[] }> };
+      assert.deepEqual(written.presets.map((p) => p.preset), ['other', 'micl']);
+      assert.equal(written.presets[1].layers.length, 2);
+      await assert.rejects(saliencyForRun(runDir, { presets: ['basic'] }), /has no variant "basic"; it has micl/);
+    } finally {
+      store.dispose();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
