@@ -5,3 +5,4 @@ export * from './defaults';
 export * from './variant';
 export * from './runner';
 export * from './results';
+export * from './load';
