@@ -8,6 +8,9 @@ import { registerData } from './cli/data';
 import { registerReport } from './cli/report';
 import { registerAblate } from './cli/ablate';
 import { registerSaliency } from './cli/saliency';
+import { registerTrain } from './cli/train';
+import { registerEval } from './cli/eval';
+import { registerEmbed } from './cli/embed';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -20,6 +23,9 @@ export function buildProgram(): Command {
   registerReport(program);
   registerAblate(program);
   registerSaliency(program);
+  registerTrain(program);
+  registerEval(program);
+  registerEmbed(program);
   return program;
 }
 

@@ -9,6 +9,8 @@ import { PRESET_NAMES } from '../experiments/presets';
 import { runAblation } from '../experiments/runner';
 import { formatResultsTable, writeResults } from '../experiments/results';
 import { smokeDefaults } from '../experiments/defaults';
+import { ensureDataset } from '../experiments/datasets';
+import { writeRunExtras } from '../experiments/extras';
 import { writeReport } from '../viz/report';
 import { intArg, numArg } from './args';
 
@@ -45,7 +47,9 @@ export function registerAblate(program: Command): void {
       console.log(`\nRecall on ${results.dataset} (${results.seedList.length} seed${results.seedList.length > 1 ? 's' : ''}; ${runs[0]?.nQueries} queries, pool ${runs[0]?.poolSize}):\n`);
       console.log(formatResultsTable(results));
       const files = await writeResults(out, results, runs);
+      // The report's projection and neighbour gallery (embeddings.json, neighbours.json).
+      const extras = await writeRunExtras({ out, datasetDir: (await ensureDataset(o.dataset)).dir, runs, skipBad: o.skipBad });
       const report = await writeReport(out, { png: o.png });
-      console.log(`\nwrote ${files.json}, ${files.csv}, ${report.html}${report.pngs.length ? ` and ${report.pngs.length} PNGs` : ''} (${results.wallSeconds.toFixed(0)} s)`);
+      console.log(`\nwrote ${files.json}, ${files.csv}, ${extras.embeddings}, ${extras.neighbours}, ${report.html}${report.pngs.length ? ` and ${report.pngs.length} PNGs` : ''} (${results.wallSeconds.toFixed(0)} s)`);
     });
 }

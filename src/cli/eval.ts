@@ -1,0 +1,101 @@
+/**
+ * `notellm2 eval`: the reference recall protocol (overall, per subset, probes) of a saved
+ * model on a dataset's test pairs; prints the table and, with --json, writes it in the
+ * results.json schema (one variant).
+ */
+import type { Command } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { initBackend } from '../backend';
+import { evaluateRestored, restoreVariant, meanGateRestored, type CheckpointChoice, type RestoredEvaluation } from '../experiments/restore';
+import { formatResultsTable } from '../experiments/results';
+import type { AblationResults, AggregatedVariant } from '../experiments/runner';
+import type { RecallMap } from '../experiments/variant';
+
+export interface EvalCommandOptions {
+  checkpoint: string;
+  dataset?: string;
+  which?: CheckpointChoice;
+  probes?: boolean;
+  /** Write the results (results.json schema) here. */
+  json?: string;
+  skipBad?: boolean;
+  log?: (msg: string) => void;
+}
+
+export interface EvalCommandResult {
+  checkpointDir: string;
+  evaluation: RestoredEvaluation;
+  results: AblationResults;
+}
+
+const zeros = (m: RecallMap): RecallMap => Object.fromEntries(Object.keys(m).map((k) => [k, 0]));
+const zerosNested = (m: Record<string, RecallMap>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, zeros(v)]));
+
+export async function evalCommand(o: EvalCommandOptions): Promise<EvalCommandResult> {
+  const log = o.log ?? ((m: string) => console.log(m));
+  const loaded = await restoreVariant(o.checkpoint, { dataset: o.dataset, which: o.which, skipBad: o.skipBad });
+  try {
+    const name = loaded.config.name ?? loaded.config.preset;
+    const seed = loaded.config.train.seed;
+    log(`evaluating ${name} (seed ${seed}) from ${loaded.dir} on ${loaded.dataset.dir} …`);
+    const e = await evaluateRestored(loaded, { probes: o.probes });
+    const meanGate = meanGateRestored(loaded, loaded.dataset.noteIds.test.slice(0, 256));
+    const probes: Record<string, RecallMap> = e.probes ? { zeroImage: e.probes.zeroImage.metrics, emptyText: e.probes.emptyText.metrics } : {};
+    const variant: AggregatedVariant = {
+      name,
+      preset: loaded.config.preset,
+      config: { model: loaded.config.model, train: loaded.config.train, preset: loaded.config.preset },
+      metrics: e.metrics,
+      metricsStd: zeros(e.metrics),
+      subsets: e.subsets,
+      subsetsStd: zerosNested(e.subsets),
+      probes,
+      probesStd: zerosNested(probes),
+      probeSubsets: e.probes ? { zeroImage: e.probes.zeroImage.subsets, emptyText: e.probes.emptyText.subsets } : {},
+      trainSeconds: 0,
+      seeds: [{ seed, metrics: e.metrics, subsets: e.subsets, trainSeconds: 0, meanGate }],
+      meanGate,
+    };
+    const results: AblationResults = {
+      dataset: loaded.dataset.name,
+      backend: (await initBackend()).name,
+      seed,
+      seedList: [seed],
+      pretrain: {},
+      variants: [variant],
+      wallSeconds: e.seconds,
+    };
+    log(`\nRecall on ${loaded.dataset.name} (${e.nQueries} queries, pool ${e.poolSize}):\n`);
+    const subsets = e.probes ? undefined : ['all', ...Object.keys(e.subsets)];
+    log(formatResultsTable(results, { metrics: Object.keys(e.metrics), subsets }));
+    if (meanGate !== undefined) log(`\nmean late-fusion gate z over ${Math.min(256, loaded.dataset.noteIds.test.length)} test notes: ${meanGate.toFixed(3)} (1 = all LM side)`);
+    if (o.json) {
+      const file = resolve(o.json);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, JSON.stringify(results, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? undefined : v), 2));
+      log(`wrote ${file}`);
+    }
+    return { checkpointDir: loaded.dir, evaluation: e, results };
+  } finally {
+    loaded.dispose();
+  }
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description("recall (overall, per subset, probes) of a saved model on a dataset's test pairs")
+    .requiredOption('--checkpoint <dir>', 'a checkpoint folder (runs/<name>/checkpoints/<preset>-s<seed>, its best/ or last/, or a one-variant run folder)')
+    .option('--dataset <name|dir>', 'synth | openmoji | a reference-layout folder (default: the dataset the model was trained on)')
+    .option('--which <best|last>', 'which checkpoint when the folder holds both', (v: string) => {
+      if (v !== 'best' && v !== 'last') throw new Error(`--which: expected best or last, got "${v}"`);
+      return v;
+    }, 'best')
+    .option('--no-probes', 'skip the zero-image and empty-text probes')
+    .option('--json <file>', 'also write the results (results.json schema, one variant) to this file')
+    .option('--skip-bad', 'skip bad rows of the dataset instead of failing')
+    .action(async (o) => {
+      await evalCommand(o);
+    });
+}
