@@ -139,3 +139,17 @@ export function evaluateLM(lm: DecoderLM, w: LMWindows, rows: readonly number[],
   }
   return count > 0 ? nll / count : NaN;
 }
+
+/**
+ * Held-out perplexity of an add-one-smoothed unigram model fitted on the training targets: the
+ * bar a next-token model must clear to show it uses context at all. NaN without val tokens.
+ */
+export function unigramPerplexity(train: LMWindows, val: LMWindows, vocabSize: number): number {
+  const counts = new Float64Array(vocabSize).fill(1);
+  let total = vocabSize;
+  for (const row of train.targets) for (const t of row) if (t !== IGNORE_INDEX) { counts[t]++; total++; }
+  let nll = 0;
+  let n = 0;
+  for (const row of val.targets) for (const t of row) if (t !== IGNORE_INDEX) { nll -= Math.log(counts[t] / total); n++; }
+  return n > 0 ? Math.exp(nll / n) : NaN;
+}

@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { initBackend, Rng, tf } from '../../src/backend';
@@ -114,6 +115,25 @@ test('LM cache: same inputs load without training (identical weights); a changed
   assert.equal(d.cached, false);
   assert.notEqual(d.key, a.key);
   assert.equal(steps, 12);
+});
+
+test('LM cache lock: concurrent calls train once; a lock left by a dead process is taken over', async () => {
+  const cacheDir = join(tmp, 'cache-lock');
+  const cfg = { ...lmTrain, maxSteps: 3 };
+  let steps = 0;
+  const call = () => pretrainLM({ corpus, tokenizer, lm: lmCfg, train: cfg, seqLen: 16, cacheDir, onStep: () => void steps++ });
+  const [a, b] = await Promise.all([call(), call()]);
+  assert.deepEqual([a.cached, b.cached].sort(), [false, true]);
+  assert.equal(steps, 3);
+  // A lock whose owner has exited (a crashed run) must not block the next one.
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const d = { ...cfg, seed: 6 };
+  const probe = await pretrainLM({ corpus, tokenizer, lm: lmCfg, train: d, seqLen: 16, cacheDir: join(tmp, 'cache-lock3') });
+  rmSync(join(probe.dir!, 'model'), { recursive: true });
+  writeFileSync(join(probe.dir!, 'lock'), String(dead));
+  const again = await pretrainLM({ corpus, tokenizer, lm: lmCfg, train: d, seqLen: 16, cacheDir: join(tmp, 'cache-lock3') });
+  assert.equal(again.cached, false);
+  assert.deepEqual(again.history.map((h) => h.loss), probe.history.map((h) => h.loss));
 });
 
 test('LM: an interrupted run resumes from its cache folder and ends as the uninterrupted run', async () => {
