@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PRESET_NAMES } from '../experiments/presets';
 import { runAblation } from '../experiments/runner';
 import { formatResultsTable, writeResults } from '../experiments/results';
-import { smokeDefaults } from '../experiments/defaults';
+import { DEFAULT_ABLATION_TRAIN, smokeDefaults } from '../experiments/defaults';
 import { ensureDataset } from '../experiments/datasets';
 import { writeRunExtras } from '../experiments/extras';
 import { writeReport } from '../viz/report';
@@ -39,7 +39,7 @@ export function registerAblate(program: Command): void {
         seeds: o.seeds,
         out,
         workers: o.workers,
-        train: { ...smoke?.train, ...(o.epochs && { epochs: o.epochs }), ...(o.maxSteps !== undefined && { maxSteps: o.maxSteps }), ...(o.batch && { batchPairs: o.batch }), ...(o.lr && { lr: o.lr }) },
+        train: { ...DEFAULT_ABLATION_TRAIN, ...smoke?.train, ...(o.epochs && { epochs: o.epochs }), ...(o.maxSteps !== undefined && { maxSteps: o.maxSteps }), ...(o.batch && { batchPairs: o.batch }), ...(o.lr && { lr: o.lr }) },
         pretrain: o.pretrain === false ? false : smoke?.pretrain,
         log: (m) => console.log(m),
         skipBad: o.skipBad,
