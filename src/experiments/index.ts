@@ -6,3 +6,5 @@ export * from './variant';
 export * from './runner';
 export * from './results';
 export * from './load';
+export * from './restore';
+export * from './extras';
