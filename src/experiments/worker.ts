@@ -10,3 +10,7 @@ process.once('message', (spec: VariantSpec) => {
     .then((result) => process.send!({ result }, () => process.exit(0)))
     .catch((err: Error) => process.send!({ error: err.stack ?? err.message }, () => process.exit(1)));
 });
+
+// The runner went away (interrupted, killed): stop rather than train on for nobody. Finished
+// work is safe in the variant's checkpoints, and a rerun resumes from them.
+process.on('disconnect', () => process.exit(1));
