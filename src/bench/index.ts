@@ -37,7 +37,12 @@ export interface MatMulFigure {
 export interface BenchFigures extends BenchConfig {
   gemmInfo: GemmInfo;
   matMul: MatMulFigure[];
-  trainStep: { medianMs: number; minMs: number; steps: number; firstLoss: number; lastLoss: number };
+  /**
+   * medianMs: wall clock. cpuMedianMs: this process's CPU time (user + system, all threads)
+   * per step — less inflated than wall time when other processes share the cores, but it
+   * counts every ONNX Runtime worker thread too.
+   */
+  trainStep: { medianMs: number; minMs: number; cpuMedianMs: number; steps: number; firstLoss: number; lastLoss: number };
   embed?: { notesPerSec: number; batch: number; medianMs: number };
   retrieval?: { seconds: number; queries: number; pool: number; dim: number; k: number };
 }
@@ -48,6 +53,7 @@ export interface BenchResult {
   gemm: BenchGemm;
   reference: ReferenceDims;
   trainStepMs: number;
+  trainStepCpuMs: number;
   matMulGflops: Record<string, number>;
   notesPerSec?: number;
   retrievalSeconds?: number;
@@ -85,6 +91,17 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
+/**
+ * Reads a tensor made inside tf.tidy and disposes it. (Returning the typed array from tidy
+ * itself would make tfjs walk every element looking for tensors — seconds for large arrays.)
+ */
+function readOut(make: () => tf.Tensor): ArrayLike<number> {
+  const t = tf.tidy(make);
+  const v = t.dataSync();
+  t.dispose();
+  return v;
+}
+
 function timeMs(fn: () => void): number {
   const t = performance.now();
   fn();
@@ -103,7 +120,7 @@ function benchMatMul(rng: Rng, reps: number): MatMulFigure[] {
   return MATMUL_SIZES.map(([m, k, n, tb]) => {
     const a = tf.tensor2d(rng.normalArray(m * k, 1), [m, k]);
     const b = tf.tensor2d(rng.normalArray(k * n, 1), tb ? [n, k] : [k, n]);
-    const run = () => tf.tidy(() => tf.matMul(a, b, false, tb).dataSync());
+    const run = () => readOut(() => tf.matMul(a, b, false, tb));
     run();
     const times = Array.from({ length: reps }, () => timeMs(run));
     a.dispose();
@@ -117,10 +134,10 @@ function benchRetrieval(rng: Rng, queries: number, pool: number, dim: number, k:
   const q = tf.tensor2d(rng.normalArray(queries * dim, 1), [queries, dim]);
   const p = tf.tensor2d(rng.normalArray(pool * dim, 1), [pool, dim]);
   const run = () =>
-    tf.tidy(() => {
+    readOut(() => {
       const norm = (x: tf.Tensor2D) => tf.div(x, tf.norm(x, 'euclidean', 1, true));
       const scores = tf.matMul(norm(q), norm(p), false, true); // [queries, pool]
-      return tf.topk(scores, k).indices.dataSync();
+      return tf.topk(scores, k).indices;
     });
   run();
   const s = median([timeMs(run), timeMs(run), timeMs(run)]) / 1000;
@@ -142,20 +159,26 @@ export async function benchConfig(
   const stack = new ReferenceStack(0);
   const losses: number[] = [];
   const times: number[] = [];
+  const cpuTimes: number[] = [];
   const warm = opts.warmup ?? 2;
   for (let i = 0; i < warm + steps; i++) {
     let loss = 0;
+    const cpu0 = process.cpuUsage();
     const ms = timeMs(() => {
       loss = stack.step();
     });
+    const cpu = process.cpuUsage(cpu0);
     losses.push(loss);
-    if (i >= warm) times.push(ms);
+    if (i >= warm) {
+      times.push(ms);
+      cpuTimes.push((cpu.user + cpu.system) / 1000);
+    }
   }
   const fig: BenchFigures = {
     ...cfg,
     gemmInfo: gemmInfo(),
     matMul,
-    trainStep: { medianMs: median(times), minMs: Math.min(...times), steps, firstLoss: losses[0], lastLoss: losses[losses.length - 1] },
+    trainStep: { medianMs: median(times), minMs: Math.min(...times), cpuMedianMs: median(cpuTimes), steps, firstLoss: losses[0], lastLoss: losses[losses.length - 1] },
   };
   if (opts.extras ?? true) {
     stack.embed();
@@ -199,6 +222,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     gemm: primary.gemm,
     reference,
     trainStepMs: primary.trainStep.medianMs,
+    trainStepCpuMs: primary.trainStep.cpuMedianMs,
     matMulGflops: Object.fromEntries(primary.matMul.map((f) => [`${f.m}x${f.k}x${f.n}${f.transposeB ? 'T' : ''}`, Math.round(f.gflops * 10) / 10])),
     notesPerSec: primary.embed?.notesPerSec,
     retrievalSeconds: primary.retrieval?.seconds,
@@ -217,7 +241,7 @@ export function formatBench(r: BenchResult): string {
       `batch ${d.batch} × ${d.seqLen} tokens, ${d.params} params; ${d.loss}; ${d.optimizer}`,
     `machine: ${r.machine.cpus} cores (${r.machine.model}), node ${r.machine.node}, load ${r.machine.loadBefore.join(' ')} → ${r.machine.loadAfter.join(' ')}`,
     '',
-    'config            step ms (median)  vs first   matMul GFLOP/s (' + Object.keys(r.matMulGflops).join(', ') + ')   notes/s   retrieval s',
+    'config            step ms (median, cpu ms)  vs first   matMul GFLOP/s (' + Object.keys(r.matMulGflops).join(', ') + ')   notes/s   retrieval s',
   ];
   const first = r.runs[0].trainStep.medianMs;
   for (const f of r.runs) {
@@ -225,7 +249,7 @@ export function formatBench(r: BenchResult): string {
     const ratio = (f.trainStep.medianMs / first).toFixed(2) + '×';
     const mm = f.matMul.map((x) => x.gflops.toFixed(1)).join(', ');
     lines.push(
-      `${name} ${f.trainStep.medianMs.toFixed(1).padStart(10)} (${f.trainStep.steps})  ${ratio.padStart(7)}   ${mm.padEnd(40)} ` +
+      `${name} ${f.trainStep.medianMs.toFixed(1).padStart(10)} (${f.trainStep.cpuMedianMs.toFixed(0).padStart(5)}, n=${f.trainStep.steps})  ${ratio.padStart(7)}   ${mm.padEnd(40)} ` +
         `${f.embed ? f.embed.notesPerSec.toFixed(0).padStart(7) : '      -'}   ${f.retrieval ? f.retrieval.seconds.toFixed(3) : '-'}`,
     );
   }

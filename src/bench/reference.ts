@@ -70,7 +70,11 @@ export class ReferenceStack {
 
   /** Forward-only embedding of the reference batch (inference); returns [b, d] values. */
   embed(): Float32Array {
-    return tf.tidy(() => this.embedLast(this.ids).dataSync() as Float32Array);
+    // Read outside tidy: tidy walks a returned typed array element by element.
+    const e = tf.tidy(() => this.embedLast(this.ids));
+    const v = e.dataSync() as Float32Array;
+    e.dispose();
+    return v;
   }
 
   dispose(): void {

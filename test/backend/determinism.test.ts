@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf, Rng, setGemm, setGemmMinFlops, DEFAULT_MIN_FLOPS, gemmInfo, resetGemmStats } from '../../src/backend';
-import { tinyTrain } from './helpers';
+import { read, tinyTrain } from './helpers';
 
 for (const gemm of ['backend', 'ort'] as const) {
   test(`wasm, gemm=${gemm}: same seed → identical losses and parameters; other seed differs`, async () => {
@@ -33,9 +33,9 @@ test('ONNX Runtime multi-threaded products are bit-identical across repeats', as
   const rng = new Rng(1);
   const a = tf.tensor2d(rng.normalArray(300 * 200, 1), [300, 200]);
   const b = tf.tensor2d(rng.normalArray(200 * 250, 1), [200, 250]);
-  const first = tf.tidy(() => tf.matMul(a, b, false, false).dataSync().slice());
+  const first = read(() => tf.matMul(a, b, false, false));
   for (let i = 0; i < 5; i++) {
-    const again = tf.tidy(() => tf.matMul(a, b, false, false).dataSync());
+    const again = read(() => tf.matMul(a, b, false, false));
     assert.deepEqual(again, first);
   }
   a.dispose();

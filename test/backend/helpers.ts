@@ -111,3 +111,14 @@ export function tinyTrain(tf: typeof tfNs, RngCtor: typeof Rng, seed: number, st
   opt.dispose();
   return { losses, params };
 }
+
+/**
+ * Values of a tensor made inside tf.tidy, disposed after reading. (Returning a large typed
+ * array from tidy makes tfjs walk it element by element looking for tensors.)
+ */
+export function read(make: () => tfNs.Tensor): Float32Array | Int32Array | Uint8Array {
+  const t = tfNs.tidy(make);
+  const v = t.dataSync().slice();
+  t.dispose();
+  return v;
+}

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf, Rng, assertNoTensorLeak } from '../../src/backend';
+import { read } from './helpers';
 
 /** Runs fn on the cpu backend and returns to wasm (tensors created inside are disposed). */
 async function onCpu<T>(fn: () => T): Promise<T> {
@@ -39,8 +40,8 @@ test('wasm segment sum equals the cpu backend (1-D, 2-D and 3-D x, float32 and i
     const size = shape.reduce((a, b) => a * b, 1);
     const xs = dtype === 'int32' ? Int32Array.from({ length: size }, () => rng.int(100) - 50) : rng.normalArray(size, 1);
     const ids = Int32Array.from({ length: shape[0] }, () => rng.int(n));
-    const wasm = tf.tidy(() => tf.unsortedSegmentSum(tf.tensor(xs, shape, dtype), tf.tensor1d(ids, 'int32'), n).dataSync().slice());
-    const cpu = await onCpu(() => tf.tidy(() => tf.unsortedSegmentSum(tf.tensor(xs, shape, dtype), tf.tensor1d(ids, 'int32'), n).dataSync().slice()));
+    const wasm = read(() => tf.unsortedSegmentSum(tf.tensor(xs, shape, dtype), tf.tensor1d(ids, 'int32'), n));
+    const cpu = await onCpu(() => read(() => tf.unsortedSegmentSum(tf.tensor(xs, shape, dtype), tf.tensor1d(ids, 'int32'), n)));
     assert.equal(wasm.length, cpu.length);
     for (let i = 0; i < wasm.length; i++) assert.ok(Math.abs(wasm[i] - cpu[i]) <= 1e-5, `shape ${shape} [${i}]: ${wasm[i]} vs ${cpu[i]}`);
   }
