@@ -33,6 +33,7 @@ export interface GemmInfo {
   /** onnxruntime-node version and intra-op threads, when ORT is loaded. */
   ortVersion?: string;
   ortThreads?: number;
+  ortSpin?: boolean;
   /**
    * Unbatched wasm products with fewer FLOPs (2·m·n·k) use the backend's kernel; batched
    * ones and cpu-backend ones below minFlops/4.
@@ -51,6 +52,13 @@ export interface GemmInfo {
  */
 export const DEFAULT_MIN_FLOPS = 2 ** 18;
 
+/**
+ * ONNX Runtime's workers sleep between products by default. Measured on the reference stack
+ * (2 shared cores, interleaved runs, load ≈ 4): 2 threads sleeping 59–89 ms per step,
+ * 1 thread 79–116 ms, 2 threads spinning 249 ms — and under heavy load (≈ 12) spinning took
+ * 640–1830 ms against 220–290 sleeping: a spinning worker holds a core that tfjs's own
+ * (single-threaded) kernels and other processes need between products.
+ */
 export const DEFAULT_ORT_SPIN = false;
 
 const CPU_SIDE = ['wasm', 'cpu'];
@@ -100,7 +108,7 @@ export function gemmInfo(): GemmInfo {
     active,
     backend: tf.getBackend(),
     reason,
-    ...(ort ? { ortVersion: ort.version, ortThreads: ort.threads } : {}),
+    ...(ort ? { ortVersion: ort.version, ortThreads: ort.threads, ortSpin: ort.spin } : {}),
     minFlops,
     calls: { ...calls },
   };

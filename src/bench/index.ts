@@ -200,8 +200,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100);
   const runs: BenchFigures[] = [];
   for (const cfg of opts.configs) {
-    // The pure-JS cpu kernels are ~10× slower: fewer steps keep the comparison affordable.
-    const steps = cfg.backend === 'cpu' && cfg.gemm !== 'ort' ? Math.min(opts.steps, 3) : opts.steps;
+    // The pure-JS cpu kernels are far slower: fewer steps keep the comparison affordable.
+    const steps = cfg.backend === 'cpu' ? Math.min(opts.steps, cfg.gemm === 'ort' ? 5 : 3) : opts.steps;
     const fig = await benchConfig(cfg, steps, opts);
     runs.push(fig);
     opts.onRun?.(fig);

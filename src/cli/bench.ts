@@ -44,6 +44,7 @@ export function registerBench(program: Command): void {
           add({ backend: 'wasm', gemm: 'ort' });
           add({ backend: 'wasm', gemm: 'backend' });
           add({ backend: 'wasm', gemm: 'shipped' });
+          add({ backend: 'cpu', gemm: 'ort' });
           add({ backend: 'cpu', gemm: 'backend' });
         }
         // ORT may be unavailable here: drop its configurations rather than fail the comparison.
