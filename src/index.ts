@@ -9,3 +9,5 @@ export * from './train';
 export * from './eval';
 export * from './experiments';
 export * from './viz';
+export { runBench, formatBench, median, MATMUL_SIZES } from './bench';
+export type { BenchConfig, BenchResult, BenchOptions, BenchFigures, BenchGemm } from './bench';

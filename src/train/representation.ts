@@ -40,12 +40,15 @@ export class VisionFeatureCache {
     for (let i = 0; i < noteIds.length; i += chunk) {
       const ids = noteIds.slice(i, i + chunk);
       for (const flipped of opts.flips ? [false, true] : [false]) {
-        const [cls, tokens] = tf.tidy(() => {
+        // Read back outside tf.tidy: returning big typed arrays from a tidy makes tfjs walk every element.
+        const f = tf.tidy(() => {
           let x = images.batch(ids);
           if (flipped) x = tf.reverse(x, 2); // mirror along W (NHWC)
-          const f = model.visionFeatures(x);
-          return [f.cls.dataSync() as Float32Array, f.tokens.dataSync() as Float32Array];
+          return model.visionFeatures(x);
         });
+        const cls = f.cls.dataSync() as Float32Array;
+        const tokens = f.tokens.dataSync() as Float32Array;
+        tf.dispose([f.cls, f.tokens]);
         const per = cache.nTokens * cache.dv;
         ids.forEach((id, j) => {
           cache.rows.set(`${flipped ? 'f' : 'p'}:${id}`, cache.cls.length);
