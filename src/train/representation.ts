@@ -41,14 +41,15 @@ export class VisionFeatureCache {
       const ids = noteIds.slice(i, i + chunk);
       for (const flipped of opts.flips ? [false, true] : [false]) {
         // Read back outside tf.tidy: returning big typed arrays from a tidy makes tfjs walk every element.
-        const f = tf.tidy(() => {
+        const [clsT, tokensT] = tf.tidy(() => {
           let x = images.batch(ids);
           if (flipped) x = tf.reverse(x, 2); // mirror along W (NHWC)
-          return model.visionFeatures(x);
+          const f = model.visionFeatures(x);
+          return [f.cls, f.tokens];
         });
-        const cls = f.cls.dataSync() as Float32Array;
-        const tokens = f.tokens.dataSync() as Float32Array;
-        tf.dispose([f.cls, f.tokens]);
+        const cls = clsT.dataSync() as Float32Array;
+        const tokens = tokensT.dataSync() as Float32Array;
+        tf.dispose([clsT, tokensT]);
         const per = cache.nTokens * cache.dv;
         ids.forEach((id, j) => {
           cache.rows.set(`${flipped ? 'f' : 'p'}:${id}`, cache.cls.length);
