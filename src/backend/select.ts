@@ -71,6 +71,9 @@ export function onBackendReady(hook: (name: string) => void): void {
  * BACKEND_ORDER that loads. An explicit name that cannot load is an error (no silent fallback).
  */
 export async function initBackend(requested?: string): Promise<BackendInfo> {
+  // tfjs prints an advert for tfjs-node the first time its cpu backend holds data; its
+  // production flag silences that (and only its other warnings).
+  tf.env().set('PROD', true);
   const want = requested ?? process.env.NOTELLM2_BACKEND ?? '';
   if (want) {
     if (!(BACKEND_ORDER as readonly string[]).includes(want)) {
