@@ -12,6 +12,7 @@ import { DEFAULT_ABLATION_TRAIN, smokeDefaults } from '../experiments/defaults';
 import { ensureDataset } from '../experiments/datasets';
 import { writeRunExtras } from '../experiments/extras';
 import { writeReport } from '../viz/report';
+import { saliencyForRun } from '../experiments/load';
 import { intArg, numArg } from './args';
 
 export function registerAblate(program: Command): void {
@@ -29,6 +30,7 @@ export function registerAblate(program: Command): void {
     .option('--lr <x>', 'peak learning rate', numArg('--lr'))
     .option('--no-pretrain', 'start the LM and vision encoder from random weights')
     .option('--skip-bad', 'skip bad rows of the dataset (and print how many of each kind) instead of failing')
+    .option('--no-saliency', 'skip the modality saliency of the trained variants (PAPER.md "Modality saliency")')
     .option('--png', 'also render the report figures to PNG (headless Chromium)')
     .action(async (o) => {
       const smoke = smokeDefaults();
@@ -49,6 +51,8 @@ export function registerAblate(program: Command): void {
       const files = await writeResults(out, results, runs);
       // The report's projection and neighbour gallery (embeddings.json, neighbours.json).
       const extras = await writeRunExtras({ out, datasetDir: (await ensureDataset(o.dataset)).dir, runs, skipBad: o.skipBad });
+      // Where each variant's embedding looks, per layer (saliency.json, the report's saliency figure).
+      if (o.saliency !== false) await saliencyForRun(out, { log: (m) => console.log(m) });
       const report = await writeReport(out, { png: o.png });
       console.log(`\nwrote ${files.json}, ${files.csv}, ${extras.embeddings}, ${extras.neighbours}, ${report.html}${report.pngs.length ? ` and ${report.pngs.length} PNGs` : ''} (${results.wallSeconds.toFixed(0)} s)`);
     });
