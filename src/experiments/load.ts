@@ -12,16 +12,16 @@ import { join, resolve } from 'node:path';
 import { Rng, initBackend, tf } from '../backend';
 import { loadDataset } from '../data/loaders';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
-import { ImageStore } from '../data/images';
 import type { Dataset, Note } from '../data/schema';
-import { ParamStore } from '../model/params';
+import type { ParamStore } from '../model/params';
 import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from '../model/config';
-import { NoteLLM2Model } from '../model/notellm2';
-import { PromptEncoder } from '../model/batch';
+import type { NoteLLM2Model } from '../model/notellm2';
+import type { PromptEncoder } from '../model/batch';
 import { loadCheckpoint, readJsonFile, writeJsonAtomic } from '../model/checkpoint';
 import { resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
-import { TAU_PATH, buildInputs, type RepresentationBatch, type VisionSource } from '../train/representation';
+import { buildInputs, type RepresentationBatch, type VisionSource } from '../train/representation';
 import { computeSaliency, type ModalitySaliencyLayer } from '../eval/saliency';
+import { buildVariantModel } from './variant';
 
 export type CheckpointKind = 'best' | 'last';
 
@@ -102,37 +102,26 @@ export async function loadTrainedVariant(runDir: string, name: string, seed: num
     throw new Error(`${file}: model.lm.vocabSize is ${modelCfg.lm.vocabSize} but the tokenizer ${tokenizerPath} has ${tokenizer.vocabSize} tokens`);
   }
   const trainCfg = resolveTrainConfig(trainRaw);
-  const store = new ParamStore(seed);
-  try {
-    const net = new NoteLLM2Model(modelCfg, store);
-    // τ lives in the store during training (RepresentationTask), so the checkpoint holds it.
-    store.param(TAU_PATH, [], { kind: 'constant', value: trainCfg.tauInit });
-    store.load(ck.weights, { strict: true });
-    const encoder = new PromptEncoder(tokenizer, modelCfg, net.imageTokens);
-    const images = net.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize }) : null;
-    const vision: VisionSource = images ? { kind: 'images', images } : { kind: 'none' };
-    return {
-      name,
-      preset,
-      seed,
-      dir,
-      config: { model: modelCfg, train: trainCfg },
-      model: net,
-      store,
-      encoder,
-      tokenizer,
-      dataset,
-      vision,
-      async batch(notes) {
-        if (images) await images.load(notes.map((n) => n.id));
-        return buildInputs(net, encoder, vision, notes);
-      },
-      dispose: () => store.dispose(),
-    };
-  } catch (e) {
-    store.dispose();
-    throw e;
-  }
+  // No notes read up front: images are decoded on demand by `batch` (a frozen tower included).
+  const { model: net, store, encoder, vision, images } = await buildVariantModel({ model: modelCfg, train: trainCfg, seed, dataset, tokenizer, from: { weights: ck.weights } });
+  return {
+    name,
+    preset,
+    seed,
+    dir,
+    config: { model: modelCfg, train: trainCfg },
+    model: net,
+    store,
+    encoder,
+    tokenizer,
+    dataset,
+    vision,
+    async batch(notes) {
+      if (images) await images.load(notes.map((n) => n.id));
+      return buildInputs(net, encoder, vision, notes);
+    },
+    dispose: () => store.dispose(),
+  };
 }
 
 /** Variant names and seeds of a run: from results.json, else from the checkpoint folders. */

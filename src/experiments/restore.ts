@@ -17,20 +17,19 @@ import { join, resolve } from 'node:path';
 import { initBackend, tf } from '../backend';
 import { loadDataset } from '../data/loaders';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
-import { ImageStore } from '../data/images';
 import { evaluationSubsets } from '../data/splits';
 import type { Dataset, Note } from '../data/schema';
-import { ParamStore } from '../model/params';
+import type { ParamStore } from '../model/params';
 import type { ResolvedModelConfig } from '../model/config';
-import { NoteLLM2Model } from '../model/notellm2';
-import { PromptEncoder } from '../model/batch';
+import type { NoteLLM2Model } from '../model/notellm2';
+import type { PromptEncoder } from '../model/batch';
 import { CHECKPOINT_FILES, loadCheckpoint } from '../model/checkpoint';
 import { resolveTrainConfig, type ResolvedTrainConfig } from '../train/config';
-import { TAU_PATH, VisionFeatureCache, buildInputs, embedNotes, type EmbedOptions, type VisionSource } from '../train/representation';
+import { buildInputs, embedNotes, type EmbedOptions, type VisionSource } from '../train/representation';
 import { evaluateRecall, type RecallResult } from '../eval/recall';
 import { EmbeddingCatalogue } from '../eval/catalogue';
 import { ensureDataset } from './datasets';
-import type { RecallMap } from './variant';
+import { buildVariantModel, runNoteIds, type RecallMap } from './variant';
 
 /** config.json of a representation checkpoint (see runVariant). */
 export interface CheckpointConfig {
@@ -137,33 +136,19 @@ export async function restoreVariant(path: string, opts: RestoreOptions = {}): P
   }
 
   const train = resolveTrainConfig(config.train);
-  const store = new ParamStore(train.seed);
-  try {
-    const model = new NoteLLM2Model(config.model, store);
-    store.param(TAU_PATH, [], { kind: 'constant', value: train.tauInit });
-    // Strict: every parameter of the model (vision tower included) and τ come from the checkpoint.
-    store.load(ckpt.weights);
-    const encoder = new PromptEncoder(tokenizer, config.model, model.imageTokens);
-
-    let vision: VisionSource = { kind: 'none' };
-    if (model.vit) {
-      // The same notes in the same order as runVariant, so every note's features come out of
-      // the same encoder batch as during the run (and the recall matches bit for bit); notes
-      // asked for beyond those are appended after them.
-      const trainIds = new Set<string>();
-      for (const split of ['train', 'val'] as const) for (const p of dataset.pairs[split]) trainIds.add(p.a).add(p.b);
-      const extra = typeof opts.extraNotes === 'function' ? opts.extraNotes(dataset) : opts.extraNotes ?? [];
-      const ids = [...new Set([...trainIds, ...dataset.noteIds.test, ...extra])];
-      for (const id of ids) if (!dataset.notes.has(id)) throw new Error(`restoreVariant: note "${id}" is not in the dataset ${datasetDir}`);
-      const images = ImageStore.shared(dataset, { size: config.model.vision.imageSize });
-      await images.load(ids);
-      vision = train.freezeVision ? { kind: 'cache', cache: VisionFeatureCache.build(model, images, ids) } : { kind: 'images', images };
-    }
-    return { dir, config, model, store, tokenizer, encoder, dataset, vision, dispose: () => store.dispose() };
-  } catch (e) {
-    store.dispose();
-    throw e;
+  // The same notes in the same order as runVariant, so every note's features come out of the
+  // same encoder batch as during the run (and the recall matches bit for bit); notes asked for
+  // beyond those are appended after them.
+  let visionNotes: string[] | undefined;
+  if (config.model.earlyFusion || config.model.lateFusion) {
+    // The model has a vision tower (NoteLLM2Model builds one for either fusion).
+    const extra = typeof opts.extraNotes === 'function' ? opts.extraNotes(dataset) : opts.extraNotes ?? [];
+    visionNotes = [...new Set([...runNoteIds(dataset), ...extra])];
+    for (const id of visionNotes) if (!dataset.notes.has(id)) throw new Error(`restoreVariant: note "${id}" is not in the dataset ${datasetDir}`);
   }
+  // Strict: every parameter of the model (vision tower included) and τ come from the checkpoint.
+  const { model, store, encoder, vision } = await buildVariantModel({ model: config.model, train, seed: train.seed, dataset, tokenizer, from: { weights: ckpt.weights }, visionNotes });
+  return { dir, config, model, store, tokenizer, encoder, dataset, vision, dispose: () => store.dispose() };
 }
 
 export interface RestoredEvaluation {

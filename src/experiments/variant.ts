@@ -6,11 +6,11 @@
 import { join } from 'node:path';
 import { initBackend, tf } from '../backend';
 import { loadDataset } from '../data/loaders';
-import { loadTokenizer } from '../data/tokenizer';
+import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
 import { ImageStore } from '../data/images';
 import { evaluationSubsets } from '../data/splits';
-import type { Note } from '../data/schema';
-import { ParamStore } from '../model/params';
+import type { Dataset, Note } from '../data/schema';
+import { ParamStore, type ParamRecord } from '../model/params';
 import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from '../model/config';
 import { NoteLLM2Model } from '../model/notellm2';
 import { PromptEncoder } from '../model/batch';
@@ -74,34 +74,103 @@ function subsetMetrics(r: Awaited<ReturnType<typeof evaluateRecall>>): Record<st
   return Object.fromEntries(Object.entries(r.subsets).map(([k, v]) => [k, v.recall]));
 }
 
+/** What a variant's model is built from: runVariant trains it, restoreVariant and loadTrainedVariant read it back. */
+export interface VariantModelSpec {
+  model: ResolvedModelConfig;
+  train: ResolvedTrainConfig;
+  /** Seed of the parameter initialisation. */
+  seed: number;
+  dataset: Dataset;
+  tokenizer: TextTokenizer;
+  /**
+   * Where the parameters come from. `pretrained`: the cache folders of the pretrained towers
+   * (checkpoints under `<dir>/model`, loaded non-strict: the rest keeps its seeded init), then
+   * the parts the training config freezes are made untrainable. `weights`: a trained
+   * checkpoint's, loaded strictly — every parameter and τ.
+   */
+  from: { pretrained: { lm?: string; vit?: string } } | { weights: ParamRecord };
+  /**
+   * Notes whose images are read now, in this order; with a frozen vision tower their features
+   * are computed once, over these notes in chunks. Absent: the images are decoded on demand
+   * (the caller loads them into `images` before building inputs).
+   */
+  visionNotes?: readonly string[];
+  /** Also cache the features of the mirrored images (the flip augmentation of training). */
+  flips?: boolean;
+}
+
+export interface VariantModel {
+  model: NoteLLM2Model;
+  store: ParamStore;
+  encoder: PromptEncoder;
+  vision: VisionSource;
+  /** The image store behind `vision` (null without a vision tower). */
+  images: ImageStore | null;
+}
+
+/**
+ * The notes of a run in the order it computes frozen vision features: the training and
+ * validation pairs' notes, then the test notes. Reading a model back over the same list puts
+ * every note's features in the same encoder chunk as during the run, so the recall matches
+ * bit for bit.
+ */
+export function runNoteIds(dataset: Dataset): string[] {
+  const ids = new Set<string>();
+  for (const split of ['train', 'val'] as const) for (const p of dataset.pairs[split]) ids.add(p.a).add(p.b);
+  for (const id of dataset.noteIds.test) ids.add(id);
+  return [...ids];
+}
+
+/** Builds a variant's model, its prompt encoder and its vision source; the caller disposes `store`. */
+export async function buildVariantModel(spec: VariantModelSpec): Promise<VariantModel> {
+  const { model: modelCfg, train: trainCfg, dataset } = spec;
+  const store = new ParamStore(spec.seed);
+  try {
+    const model = new NoteLLM2Model(modelCfg, store);
+    if ('pretrained' in spec.from) {
+      // The existing towers (PAPER.md premise): pretrained LM and vision encoder.
+      const { lm, vit } = spec.from.pretrained;
+      if (lm) store.load((await loadCheckpoint(join(lm, 'model'))).weights, { strict: false });
+      if (vit && model.vit) store.load((await loadCheckpoint(join(vit, 'model'))).weights, { strict: false });
+      if (trainCfg.freezeVision) store.setTrainable('vit', false);
+      for (const prefix of trainCfg.freeze) store.setTrainable(prefix, false);
+    } else {
+      // τ lives in the store during training (RepresentationTask), so the checkpoint holds it.
+      store.param(TAU_PATH, [], { kind: 'constant', value: trainCfg.tauInit });
+      store.load(spec.from.weights, { strict: true });
+    }
+    const encoder = new PromptEncoder(spec.tokenizer, modelCfg, model.imageTokens);
+    const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize }) : null;
+    let vision: VisionSource = images ? { kind: 'images', images } : { kind: 'none' };
+    if (images && spec.visionNotes) {
+      await images.load(spec.visionNotes);
+      if (trainCfg.freezeVision) vision = { kind: 'cache', cache: VisionFeatureCache.build(model, images, spec.visionNotes, { flips: spec.flips }) };
+    }
+    return { model, store, encoder, vision, images };
+  } catch (e) {
+    store.dispose();
+    throw e;
+  }
+}
+
 export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
   const backend = await initBackend();
   const { dataset } = await loadDataset(spec.datasetDir, { images: 'exists', skipBad: spec.skipBad });
   const tokenizer = loadTokenizer(spec.tokenizerPath);
   const modelCfg = resolveModelConfig({ ...presetConfig(spec.preset), ...spec.model }, tokenizer.vocabSize);
   const trainCfg = resolveTrainConfig(spec.train);
-  const store = new ParamStore(spec.seed);
+  const testIds = dataset.noteIds.test;
+  const { model, store, encoder, vision } = await buildVariantModel({
+    model: modelCfg,
+    train: trainCfg,
+    seed: spec.seed,
+    dataset,
+    tokenizer,
+    from: { pretrained: spec.pretrained },
+    visionNotes: runNoteIds(dataset),
+    flips: trainCfg.flip,
+  });
   try {
-    const model = new NoteLLM2Model(modelCfg, store);
-    // The existing towers (PAPER.md premise): pretrained LM and vision encoder.
-    if (spec.pretrained.lm) store.load((await loadCheckpoint(join(spec.pretrained.lm, 'model'))).weights, { strict: false });
-    if (spec.pretrained.vit && model.vit) store.load((await loadCheckpoint(join(spec.pretrained.vit, 'model'))).weights, { strict: false });
-    if (trainCfg.freezeVision) store.setTrainable('vit', false);
-    for (const prefix of trainCfg.freeze) store.setTrainable(prefix, false);
-
-    const encoder = new PromptEncoder(tokenizer, modelCfg, model.imageTokens);
-    const trainIds = new Set<string>();
-    for (const split of ['train', 'val'] as const) for (const p of dataset.pairs[split]) trainIds.add(p.a).add(p.b);
-    const testIds = dataset.noteIds.test;
-    let vision: VisionSource = { kind: 'none' };
-    if (model.vit) {
-      const images = ImageStore.shared(dataset, { size: modelCfg.vision.imageSize });
-      await images.load([...trainIds, ...testIds]);
-      vision = trainCfg.freezeVision
-        ? { kind: 'cache', cache: VisionFeatureCache.build(model, images, [...new Set([...trainIds, ...testIds])], { flips: trainCfg.flip }) }
-        : { kind: 'images', images };
-    }
-
     const task = new RepresentationTask(model, encoder, vision, dataset.notes, dataset.pairs.train, dataset.pairs.val, trainCfg);
     const result = await train(task, store, trainCfg, {
       checkpointDir: spec.checkpointDir,
