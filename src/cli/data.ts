@@ -66,30 +66,46 @@ async function finish(built: BuiltDataset, flags: BuildFlags, started: number): 
   else console.log(`${formatDatasetSummary(built.summary)}\nwall:   ${wall.toFixed(1)} s`);
 }
 
-export function registerData(program: Command): Command {
-  const data = program.command('data').description('build, convert and check datasets (reference layout: notes/pairs CSVs, images/, images_test/)');
-
-  data
-    .command('synth')
-    .description('build the synthetic benchmark (topic + visual latents, behaviour log → pairs; pairs labelled visual/text/both) and print its summary and baselines')
-    .option('--out <dir>', 'output folder', builtinDatasetDir('synth'))
-    .option('--notes <n>', 'number of notes (default 5000; 800 with NOTELLM2_SMOKE=1)', int('--notes', 10))
-    .option('--seed <n>', 'seed of everything', int('--seed', 0), 1)
-    .option('--mention-visual <p>', 'probability that a note text names its visual attributes (default 0.1)', share('--mention-visual'))
-    .option('--empty-body <p>', 'share of notes with an empty body (default 0.2)', share('--empty-body'))
-    .option('--short-body <p>', 'share of notes with a 2–5 word body (default 0.25)', share('--short-body'))
-    .option('--topics <n>', 'number of topics, 2..20 (default 20)', int('--topics', 2))
-    .option('--image-size <px>', 'side of the PNG covers (default 64)', int('--image-size', 16))
-    .option('--window-days <d>', 'co-occurrence window of the pair builder (default 7)', positive('--window-days'))
-    .option('--top-k <k>', 'partners kept per note (default 10)', int('--top-k', 1))
+/**
+ * The options every dataset build shares (after the builder's own), and its action: build,
+ * score the baselines, print the summary.
+ */
+function buildAction<O extends BuildFlags>(
+  cmd: Command,
+  build: (o: O, split: { testFraction?: number; valFraction?: number }, opts: { lengthThreshold?: number }) => Promise<BuiltDataset>,
+): Command {
+  return cmd
     .option('--test-fraction <p>', 'share of notes held out for test (default 0.2)', share('--test-fraction'))
     .option('--val-fraction <p>', 'share of notes held out for validation (default 0.1)', share('--val-fraction'))
     .option('--short-threshold <chars>', 'short/long text threshold of the subsets (default: the median)', int('--short-threshold', 0))
     .option('--no-baselines', 'skip the TF-IDF and colour-histogram baselines')
     .option('--json', 'print the summary as JSON')
-    .action(async (o: BuildFlags & { notes?: number; mentionVisual?: number; emptyBody?: number; shortBody?: number; topics?: number; windowDays?: number; topK?: number }) => {
+    .action(async (o: O) => {
       const started = performance.now();
-      const built = await buildSynth(
+      const built = await build(o, { testFraction: o.testFraction, valFraction: o.valFraction }, { lengthThreshold: o.shortThreshold });
+      await finish(built, o, started);
+    });
+}
+
+export function registerData(program: Command): Command {
+  const data = program.command('data').description('build, convert and check datasets (reference layout: notes/pairs CSVs, images/, images_test/)');
+
+  buildAction(
+    data
+      .command('synth')
+      .description('build the synthetic benchmark (topic + visual latents, behaviour log → pairs; pairs labelled visual/text/both) and print its summary and baselines')
+      .option('--out <dir>', 'output folder', builtinDatasetDir('synth'))
+      .option('--notes <n>', 'number of notes (default 5000; 800 with NOTELLM2_SMOKE=1)', int('--notes', 10))
+      .option('--seed <n>', 'seed of everything', int('--seed', 0), 1)
+      .option('--mention-visual <p>', 'probability that a note text names its visual attributes (default 0.1)', share('--mention-visual'))
+      .option('--empty-body <p>', 'share of notes with an empty body (default 0.2)', share('--empty-body'))
+      .option('--short-body <p>', 'share of notes with a 2–5 word body (default 0.25)', share('--short-body'))
+      .option('--topics <n>', 'number of topics, 2..20 (default 20)', int('--topics', 2))
+      .option('--image-size <px>', 'side of the PNG covers (default 64)', int('--image-size', 16))
+      .option('--window-days <d>', 'co-occurrence window of the pair builder (default 7)', positive('--window-days'))
+      .option('--top-k <k>', 'partners kept per note (default 10)', int('--top-k', 1)),
+    (o: BuildFlags & { notes?: number; mentionVisual?: number; emptyBody?: number; shortBody?: number; topics?: number; windowDays?: number; topK?: number }, split, opts) =>
+      buildSynth(
         o.out ?? builtinDatasetDir('synth'),
         {
           notes: o.notes,
@@ -100,43 +116,29 @@ export function registerData(program: Command): Command {
           topics: o.topics,
           imageSize: o.imageSize,
           pairs: { windowDays: o.windowDays, topK: o.topK },
-          split: { testFraction: o.testFraction, valFraction: o.valFraction },
+          split,
         },
-        { lengthThreshold: o.shortThreshold },
-      );
-      await finish(built, o, started);
-    });
+        opts,
+      ),
+  );
 
-  data
-    .command('openmoji')
-    .description('build the OpenMoji dataset (CC BY-SA 4.0) from the openmoji package: skin-tone and same-subgroup pairs; print its summary and baselines')
-    .option('--out <dir>', 'output folder', builtinDatasetDir('openmoji'))
-    .option('--seed <n>', 'seed of the split and the partner choice', int('--seed', 0), 1)
-    .option('--image-size <px>', 'side of the PNG covers (default 64)', int('--image-size', 8))
-    .option('--limit <n>', 'keep whole subgroups up to about n notes (default all; 800 with NOTELLM2_SMOKE=1)', int('--limit', 10))
-    .option('--skintone-partners <k>', 'skin-tone siblings paired with each note (default 1)', int('--skintone-partners', 0))
-    .option('--subgroup-partners <k>', 'same-subgroup notes paired with each note (default 3)', int('--subgroup-partners', 0))
-    .option('--test-fraction <p>', 'share of notes held out for test (default 0.2)', share('--test-fraction'))
-    .option('--val-fraction <p>', 'share of notes held out for validation (default 0.1)', share('--val-fraction'))
-    .option('--short-threshold <chars>', 'short/long text threshold of the subsets (default: the median)', int('--short-threshold', 0))
-    .option('--no-baselines', 'skip the TF-IDF and colour-histogram baselines')
-    .option('--json', 'print the summary as JSON')
-    .action(async (o: BuildFlags & { limit?: number; skintonePartners?: number; subgroupPartners?: number }) => {
-      const started = performance.now();
-      const built = await buildOpenmoji(
+  buildAction(
+    data
+      .command('openmoji')
+      .description('build the OpenMoji dataset (CC BY-SA 4.0) from the openmoji package: skin-tone and same-subgroup pairs; print its summary and baselines')
+      .option('--out <dir>', 'output folder', builtinDatasetDir('openmoji'))
+      .option('--seed <n>', 'seed of the split and the partner choice', int('--seed', 0), 1)
+      .option('--image-size <px>', 'side of the PNG covers (default 64)', int('--image-size', 8))
+      .option('--limit <n>', 'keep whole subgroups up to about n notes (default all; 800 with NOTELLM2_SMOKE=1)', int('--limit', 10))
+      .option('--skintone-partners <k>', 'skin-tone siblings paired with each note (default 1)', int('--skintone-partners', 0))
+      .option('--subgroup-partners <k>', 'same-subgroup notes paired with each note (default 3)', int('--subgroup-partners', 0)),
+    (o: BuildFlags & { limit?: number; skintonePartners?: number; subgroupPartners?: number }, split, opts) =>
+      buildOpenmoji(
         o.out ?? builtinDatasetDir('openmoji'),
-        {
-          seed: o.seed,
-          imageSize: o.imageSize,
-          limit: o.limit,
-          skintonePartners: o.skintonePartners,
-          subgroupPartners: o.subgroupPartners,
-          split: { testFraction: o.testFraction, valFraction: o.valFraction },
-        },
-        { lengthThreshold: o.shortThreshold },
-      );
-      await finish(built, o, started);
-    });
+        { seed: o.seed, imageSize: o.imageSize, limit: o.limit, skintonePartners: o.skintonePartners, subgroupPartners: o.subgroupPartners, split },
+        opts,
+      ),
+  );
 
   data
     .command('pairs')

@@ -9,10 +9,11 @@
  * Scoring them is the reference recall protocol's job (src/eval/recall.ts); the CLI joins
  * the two (`data` must not depend on `eval`), and formatDatasetSummary prints the result.
  */
+import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Note, Pair } from './schema';
-import type { EvaluationSubsets } from './splits';
-import { mapLimit } from './write';
+import { evaluationSubsets, noteTextLength, subsetCounts, type EvaluationSubsets, type SplitResult } from './splits';
+import { mapLimit, type WriteSummary } from './write';
 
 /** One L2-normalised embedding row per note. */
 export interface NoteVectors {
@@ -180,6 +181,49 @@ export interface BuiltDataset {
   subsets: EvaluationSubsets;
   /** Path of a note's image file in the written folder. */
   imageFile: (note: Note) => string;
+}
+
+export interface GeneratedSummaryFields {
+  name: string;
+  /** performance.now() when the build began. */
+  t0: number;
+  /** Short/long text threshold of the subsets (characters). Defaults to the median. */
+  lengthThreshold?: number;
+  dropped: Record<string, number>;
+  extra: Record<string, unknown>;
+}
+
+/**
+ * A generated dataset (synth, openmoji) just written to its folder, as a BuiltDataset: the
+ * summary the CLI prints (baselines left empty: scoring them is the recall protocol's job,
+ * see cli/data.ts) and the test notes, pairs and subsets.
+ */
+export function generatedDataset<D extends { notes: Note[] }>(data: D, split: SplitResult, written: WriteSummary, f: GeneratedSummaryFields): BuiltDataset & { data: D } {
+  const buildSeconds = (performance.now() - f.t0) / 1000;
+  const byId = new Map(data.notes.map((n) => [n.id, n]));
+  const subsets = evaluationSubsets(byId, split.pairs.test, { threshold: f.lengthThreshold });
+  const summary: DatasetSummary = {
+    name: f.name,
+    dir: written.dir,
+    notes: { train: split.notes.train.length, val: split.notes.val.length, test: split.notes.test.length },
+    pairs: { train: split.pairs.train.length, val: split.pairs.val.length, test: split.pairs.test.length },
+    dropped: f.dropped,
+    subsetThreshold: subsets.threshold,
+    subsetPairs: subsetCounts(split.pairs.test, subsets),
+    text: textLengthStats(data.notes, noteTextLength),
+    baselines: {},
+    seconds: { build: buildSeconds, images: written.imageSeconds, baselines: 0 },
+    extra: f.extra,
+  };
+  return {
+    data,
+    summary,
+    notes: byId,
+    testNoteIds: split.notes.test,
+    testPairs: split.pairs.test,
+    subsets,
+    imageFile: (n) => join(written.dir, 'images_test', `${n.imageId}.png`),
+  };
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1).padStart(5) : '    -');

@@ -20,9 +20,9 @@ import { dirname, join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import sharp from 'sharp';
 import { Rng } from '../backend/rng';
-import { textLengthStats, type BuiltDataset } from './baselines';
+import { generatedDataset, type BuiltDataset } from './baselines';
 import type { Note, Pair, SplitName } from './schema';
-import { evaluationSubsets, noteTextLength, resolveSplitConfig, splitByNotes, subsetCounts, type SplitConfig, type SplitResult } from './splits';
+import { resolveSplitConfig, splitByNotes, type SplitConfig, type SplitResult } from './splits';
 import { builtinDatasetDir, readDatasetMeta, writeReferenceDataset } from './write';
 
 export const OPENMOJI_LICENSE = 'CC-BY-SA-4.0';
@@ -259,34 +259,16 @@ export async function buildOpenmoji(
       labels: sizes((s) => labelCounts(split.pairs[s])),
     },
   });
-  const buildSeconds = (performance.now() - t0) / 1000;
-  const byId = new Map(data.notes.map((n) => [n.id, n]));
-  const subsets = evaluationSubsets(byId, split.pairs.test, { threshold: opts.lengthThreshold });
-  const summary: BuiltDataset['summary'] = {
+  return generatedDataset(data, split, written, {
     name: 'openmoji',
-    dir: written.dir,
-    notes: sizes((s) => split.notes[s].length),
-    pairs: sizes((s) => split.pairs[s].length),
+    t0,
+    lengthThreshold: opts.lengthThreshold,
     dropped: {},
-    subsetThreshold: subsets.threshold,
-    subsetPairs: subsetCounts(split.pairs.test, subsets),
-    text: textLengthStats(data.notes, noteTextLength),
-    baselines: {},
-    seconds: { build: buildSeconds, images: written.imageSeconds, baselines: 0 },
     extra: {
       source: `openmoji@${pkg.version ?? '?'}, ${OPENMOJI_LICENSE} (${OPENMOJI_ATTRIBUTION})`,
       families: `${new Set(data.rows.map(familyOf)).size} skin-tone families/single emoji, ${new Set(data.rows.map((r) => `${r.group}@${r.subgroup}`)).size} subgroups; split by family, pairs drawn within each split`,
     },
-  };
-  return {
-    data,
-    summary,
-    notes: byId,
-    testNoteIds: split.notes.test,
-    testPairs: split.pairs.test,
-    subsets,
-    imageFile: (n) => join(written.dir, 'images_test', `${n.imageId}.png`),
-  };
+  });
 }
 
 /**

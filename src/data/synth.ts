@@ -21,11 +21,10 @@
  * at most one topic, so the text of a visual pair still says nothing about its partner.
  */
 import { Rng } from '../backend/rng';
-import { join } from 'node:path';
-import { textLengthStats, type BuiltDataset } from './baselines';
+import { generatedDataset, type BuiltDataset } from './baselines';
 import { buildPairs, resolvePairBuilderConfig, type EngagementEvent, type PairBuilderConfig, type PairBuildStats } from './pairs';
 import type { Note, Pair } from './schema';
-import { evaluationSubsets, noteTextLength, resolveSplitConfig, splitByNotes, subsetCounts, type SplitConfig, type SplitResult } from './splits';
+import { resolveSplitConfig, splitByNotes, type SplitConfig, type SplitResult } from './splits';
 import {
   ALL_COLOURS,
   ALL_PATTERNS,
@@ -339,35 +338,17 @@ export async function buildSynth(dir: string, config: SynthConfig = {}, opts: Sy
       droppedBySplit: split.dropped,
     },
   });
-  const buildSeconds = (performance.now() - t0) / 1000;
-  const byId = new Map(data.notes.map((n) => [n.id, n]));
-  const subsets = evaluationSubsets(byId, split.pairs.test, { threshold: opts.lengthThreshold });
-  const summary: BuiltDataset['summary'] = {
+  return generatedDataset(data, split, written, {
     name: 'synth',
-    dir: written.dir,
-    notes: { train: split.notes.train.length, val: split.notes.val.length, test: split.notes.test.length },
-    pairs: { train: split.pairs.train.length, val: split.pairs.val.length, test: split.pairs.test.length },
+    t0,
+    lengthThreshold: opts.lengthThreshold,
     dropped: { ...split.dropped },
-    subsetThreshold: subsets.threshold,
-    subsetPairs: subsetCounts(split.pairs.test, subsets),
-    text: textLengthStats(data.notes, noteTextLength),
-    baselines: {},
-    seconds: { build: buildSeconds, images: written.imageSeconds, baselines: 0 },
     extra: {
       'behaviour log': `${data.pairStats.events} events by ${data.pairStats.users} users; ${data.pairStats.candidatePairs} co-occurring note pairs, ` +
         `${data.pairStats.droppedHigh} above the q_high score ${data.pairStats.thresholds[1]}, ${data.pairStats.droppedLow} below q_low; ${data.pairStats.pairs} pairs kept`,
       'latents': `${data.config.topics} topics × ${data.config.shapes.length * data.config.colours.length * data.config.patterns.length} styles; mentionVisual ${data.config.mentionVisual}; image ${data.config.imageSize}px`,
     },
-  };
-  return {
-    data,
-    summary,
-    notes: byId,
-    testNoteIds: split.notes.test,
-    testPairs: split.pairs.test,
-    subsets,
-    imageFile: (n) => join(written.dir, 'images_test', `${n.imageId}.png`),
-  };
+  });
 }
 
 /**
