@@ -14,3 +14,11 @@ export function numArg(name: string) {
     return n;
   };
 }
+
+/** Which checkpoint of a variant folder: best (lowest validation loss) or last. */
+export function checkpointArg(name: string) {
+  return (v: string): 'best' | 'last' => {
+    if (v !== 'best' && v !== 'last') throw new Error(`${name}: expected best or last, got "${v}"`);
+    return v;
+  };
+}

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { EmbeddingCatalogue, type CatalogueHit } from '../eval/catalogue';
 import { EMBED_SPLITS, embedRestored, restoreVariant, splitNoteIds, type CheckpointChoice, type EmbedSplit } from '../experiments/restore';
-import { intArg } from './args';
+import { checkpointArg, intArg } from './args';
 
 export interface EmbedCommandOptions {
   checkpoint: string;
@@ -93,10 +93,7 @@ export function registerEmbed(program: Command): void {
     .option('--out <dir>', 'catalogue folder to write')
     .option('--neighbours <noteId>', "print this note's top-k neighbours among the split's notes")
     .option('-k, --k <n>', 'neighbours printed', intArg('--k', 1), 10)
-    .option('--which <best|last>', 'which checkpoint when the folder holds both', (v: string) => {
-      if (v !== 'best' && v !== 'last') throw new Error(`--which: expected best or last, got "${v}"`);
-      return v;
-    }, 'best')
+    .option('--which <best|last>', 'which checkpoint when the folder holds both', checkpointArg('--which'), 'best')
     .option('--skip-bad', 'skip bad rows of the dataset instead of failing')
     .action(async (o) => {
       await embedCommand(o);

@@ -11,6 +11,7 @@ import { evaluateRestored, restoreVariant, meanGateRestored, type CheckpointChoi
 import { formatResultsTable } from '../experiments/results';
 import type { AblationResults, AggregatedVariant } from '../experiments/runner';
 import type { RecallMap } from '../experiments/variant';
+import { checkpointArg } from './args';
 
 export interface EvalCommandOptions {
   checkpoint: string;
@@ -88,10 +89,7 @@ export function registerEval(program: Command): void {
     .description("recall (overall, per subset, probes) of a saved model on a dataset's test pairs")
     .requiredOption('--checkpoint <dir>', 'a checkpoint folder (runs/<name>/checkpoints/<preset>-s<seed>, its best/ or last/, or a one-variant run folder)')
     .option('--dataset <name|dir>', 'synth | openmoji | a reference-layout folder (default: the dataset the model was trained on)')
-    .option('--which <best|last>', 'which checkpoint when the folder holds both', (v: string) => {
-      if (v !== 'best' && v !== 'last') throw new Error(`--which: expected best or last, got "${v}"`);
-      return v;
-    }, 'best')
+    .option('--which <best|last>', 'which checkpoint when the folder holds both', checkpointArg('--which'), 'best')
     .option('--no-probes', 'skip the zero-image and empty-text probes')
     .option('--json <file>', 'also write the results (results.json schema, one variant) to this file')
     .option('--skip-bad', 'skip bad rows of the dataset instead of failing')

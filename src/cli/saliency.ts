@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { saliencyForRun, type RunSaliencyEntry } from '../experiments/load';
-import { intArg } from './args';
+import { checkpointArg, intArg } from './args';
 
 /** One table per variant: layer, S_v, S_t, S_o, attention mass on image / text. */
 export function formatSaliencyTable(entries: readonly RunSaliencyEntry[]): string {
@@ -33,10 +33,7 @@ export function registerSaliency(program: Command): void {
     .option('--pairs <n>', 'related pairs per batch', intArg('--pairs', 2), 16)
     .option('--seed <n>', 'which trained seed (default: the run\'s first)', intArg('--seed', 0))
     .option('--sample-seed <n>', 'seed of the test-pair sample', intArg('--sample-seed', 0), 0)
-    .option('--checkpoint <best|last>', 'which checkpoint of each variant', (v: string) => {
-      if (v !== 'best' && v !== 'last') throw new Error(`--checkpoint: expected best or last, got "${v}"`);
-      return v;
-    }, 'best')
+    .option('--checkpoint <best|last>', 'which checkpoint of each variant', checkpointArg('--checkpoint'), 'best')
     .option('--dataset-dir <dir>', 'dataset folder (for runs whose checkpoints do not record it)')
     .option('--tokenizer <file>', 'tokenizer file (for runs whose checkpoints do not record it)')
     .option('--no-write', 'print only; leave saliency.json as it is')
