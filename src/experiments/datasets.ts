@@ -25,21 +25,18 @@ export async function ensureDataset(
 ): Promise<{ dir: string; name: string; built: boolean }> {
   const log = opts.log ?? (() => {});
   const done = (dir: string) => existsSync(resolve(dir, 'note_pairs_test.csv')) && existsSync(resolve(dir, 'notes_test.csv'));
+  const builtin = async (name: BuiltinDataset, build: (dir: string) => Promise<unknown>) => {
+    const dir = builtinDir(name);
+    if (done(dir)) return { dir, name, built: false };
+    log(`building the ${name} dataset in ${dir} …`);
+    await build(dir);
+    return { dir, name, built: true };
+  };
   switch (nameOrPath) {
-    case 'synth': {
-      const dir = builtinDir('synth');
-      if (done(dir)) return { dir, name: 'synth', built: false };
-      log(`building the synth dataset in ${dir} …`);
-      await buildSynth(dir, opts.synth ?? {});
-      return { dir, name: 'synth', built: true };
-    }
-    case 'openmoji': {
-      const dir = builtinDir('openmoji');
-      if (done(dir)) return { dir, name: 'openmoji', built: false };
-      log(`building the openmoji dataset in ${dir} …`);
-      await buildOpenmoji(dir, opts.openmoji ?? {});
-      return { dir, name: 'openmoji', built: true };
-    }
+    case 'synth':
+      return builtin('synth', (dir) => buildSynth(dir, opts.synth ?? {}));
+    case 'openmoji':
+      return builtin('openmoji', (dir) => buildOpenmoji(dir, opts.openmoji ?? {}));
     default: {
       const dir = resolve(nameOrPath);
       if (!existsSync(dir)) {
