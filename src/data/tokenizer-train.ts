@@ -11,6 +11,7 @@
  * (left, right) compared lexicographically by UTF-16 code units (all byte-level characters are
  * in the BMP, so this is code-point order): the smaller pair wins.
  */
+import { siftDown, siftUp } from './heap';
 
 /** A pre-token in byte-level form and how many times it occurs. */
 export interface WordCount {
@@ -89,30 +90,14 @@ export function learnMerges(
   const heap: HeapEntry[] = [];
   const push = (e: HeapEntry) => {
     heap.push(e);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(heap[i], heap[p])) break;
-      [heap[i], heap[p]] = [heap[p], heap[i]];
-      i = p;
-    }
+    siftUp(heap, heap.length - 1, before);
   };
   const pop = (): HeapEntry | undefined => {
     const top = heap[0];
     const last = heap.pop();
     if (heap.length > 0 && last) {
       heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < heap.length && before(heap[l], heap[m])) m = l;
-        if (r < heap.length && before(heap[r], heap[m])) m = r;
-        if (m === i) break;
-        [heap[i], heap[m]] = [heap[m], heap[i]];
-        i = m;
-      }
+      siftDown(heap, 0, before);
     }
     return top;
   };

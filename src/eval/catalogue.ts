@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tf } from '../backend';
 import { readJsonFile, readSafetensors, writeJsonAtomic, writeSafetensors } from '../model/checkpoint';
+import { siftDown, siftUp } from '../data/heap';
 import { normalizedRows, transposeRows, type EmbeddingTable } from './recall';
 
 export const CATALOGUE_FILES = { embeddings: 'embeddings.safetensors', ids: 'ids.json' } as const;
@@ -174,33 +175,14 @@ function topK(scores: Float32Array, k: number, excluded: Set<number>, self: numb
   // Min-heap of size k keyed by (score, −index): its root is the weakest kept candidate.
   const heap: number[] = [];
   const worse = (a: number, b: number) => scores[a] < scores[b] || (scores[a] === scores[b] && a > b);
-  const siftUp = (i: number) => {
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!worse(heap[i], heap[p])) break;
-      [heap[i], heap[p]] = [heap[p], heap[i]];
-      i = p;
-    }
-  };
-  const siftDown = (i: number) => {
-    for (;;) {
-      const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < heap.length && worse(heap[l], heap[m])) m = l;
-      if (r < heap.length && worse(heap[r], heap[m])) m = r;
-      if (m === i) return;
-      [heap[i], heap[m]] = [heap[m], heap[i]];
-      i = m;
-    }
-  };
   for (let j = 0; j < scores.length; j++) {
     if (j === self || excluded.has(j)) continue;
     if (heap.length < k) {
       heap.push(j);
-      siftUp(heap.length - 1);
+      siftUp(heap, heap.length - 1, worse);
     } else if (worse(heap[0], j)) {
       heap[0] = j;
-      siftDown(0);
+      siftDown(heap, 0, worse);
     }
   }
   return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
