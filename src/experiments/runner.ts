@@ -193,6 +193,15 @@ export function aggregate(runs: VariantResult[]): AggregatedVariant {
   };
 }
 
+/**
+ * Rough relative training cost of a variant, for scheduling only: image tokens lengthen the
+ * LM's sequence, the mICL prompt holds the template twice.
+ */
+function relativeCost(spec: VariantSpec): number {
+  const cfg = { ...presetConfig(spec.preset), ...spec.model };
+  return (cfg.earlyFusion ?? true ? 1.3 : 1) * (cfg.micl ? 1.3 : 1) * (cfg.lateFusion ? 1.05 : 1);
+}
+
 function workerEntry(): { script: string; execArgv: string[] } {
   // Under tsx (tests, `npx tsx src/cli.ts`) the worker is the .ts source; built, the .js.
   const ts = __filename.endsWith('.ts');
@@ -265,10 +274,13 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
   } else {
     // Each worker's native GEMM gets an equal share of the cores.
     const threads = Math.max(1, Math.floor(cores / workers));
+    // Longest first (LPT scheduling): the costly variants start early, so the run does not end
+    // with one worker training the last big variant while the other core idles.
+    const order = specs.map((_, i) => i).sort((x, y) => relativeCost(specs[y]) - relativeCost(specs[x]) || x - y);
     let next = 0;
     const lane = async () => {
-      while (next < specs.length) {
-        const i = next++;
+      while (next < order.length) {
+        const i = order[next++];
         log(`training ${specs[i].name} (seed ${specs[i].seed}) in a worker …`);
         runs[i] = await runInWorker(specs[i], threads);
         log(`${specs[i].name} (seed ${specs[i].seed}) done in ${runs[i].trainSeconds.toFixed(0)} s`);
