@@ -1,11 +1,11 @@
 /**
  * The step budget of a default ablation run (`npm start`, `notellm2 ablate`): six presets must
  * train and evaluate within about a quarter of an hour on a 2-core laptop, so each variant
- * gets a fixed number of optimiser steps (about a third of an epoch of the synth training
+ * gets a fixed number of optimiser steps (about a quarter of an epoch of the synth training
  * pairs at 16 pairs per step) rather than the paper's full epoch. `--epochs/--max-steps`
  * override it.
  */
-export const DEFAULT_ABLATION_TRAIN: TrainConfig = { epochs: 1, maxSteps: 300, batchPairs: 16 };
+export const DEFAULT_ABLATION_TRAIN: TrainConfig = { epochs: 1, maxSteps: 240, batchPairs: 16 };
 
 /**
  * The small setting used when NOTELLM2_SMOKE=1 (notebook tests, a quick look): the smoke-size
