@@ -136,6 +136,8 @@ export interface AggregatedVariant {
 }
 
 export interface AblationResults {
+  /** Open to extra fields, like the results.json schema the figures read (DESIGN.md "Contracts"). */
+  [extra: string]: unknown;
   dataset: string;
   backend: string;
   seed: number;

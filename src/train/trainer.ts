@@ -110,6 +110,13 @@ export async function train<B>(task: TrainTask<B>, store: ParamStore, cfg: Resol
   let resumed = false;
   if (lastDir && (opts.resume ?? true) && existsSync(join(lastDir, 'model.safetensors'))) {
     const ck = await loadCheckpoint(lastDir);
+    // Resuming under another configuration would silently continue (or skip) the wrong run.
+    if (opts.config !== undefined && JSON.stringify(ck.config) !== JSON.stringify(opts.config)) {
+      throw new Error(
+        `${lastDir} holds a checkpoint of a different configuration; ` +
+          'resume only with the configuration that wrote it, or remove that folder (or choose another output folder) to start afresh',
+      );
+    }
     store.load(ck.weights);
     if (ck.optimizer) optimizer.importState(ck.optimizer);
     state = ck.trainer as TrainerState;

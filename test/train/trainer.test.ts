@@ -108,3 +108,21 @@ test('a non-finite loss stops with a clear message and keeps the last good check
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('resuming under a different configuration is refused with the folder named', async () => {
+  await initBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'nl2-trainer-'));
+  try {
+    const a = new ParamStore(0);
+    await train(regression(a), a, cfg, { checkpointDir: dir, config: { lr: 0.2 } });
+    a.dispose();
+    const b = new ParamStore(0);
+    await assert.rejects(
+      train(regression(b), b, cfg, { checkpointDir: dir, config: { lr: 0.3 } }),
+      (e: Error) => e.message.includes(join(dir, 'last')) && /different configuration/.test(e.message),
+    );
+    b.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
