@@ -133,45 +133,36 @@ function withMaterialisedTransposes(
   }
 }
 
-/** BatchMatMul on wasm with transposes materialised first (the fast GEMM path). */
-export function wasmBatchMatMulTransposed(args: {
-  inputs: { a: TensorInfo; b: TensorInfo };
-  backend: BackendWasm;
-  attrs: NamedAttrMap;
-}): TensorInfo {
-  const { inputs, backend, attrs } = args;
-  const transposeA = Boolean(attrs.transposeA);
-  const transposeB = Boolean(attrs.transposeB);
-  const base = originalKernel('BatchMatMul', 'wasm');
-  if ((!transposeA && !transposeB) || !materialise) return base(args as unknown as KernelArgs) as TensorInfo;
-  return withMaterialisedTransposes(backend, inputs.a, inputs.b, transposeA, transposeB, (a, b) =>
-    base({
-      inputs: { a, b },
-      backend,
-      attrs: { ...attrs, transposeA: false, transposeB: false },
-    } as unknown as KernelArgs) as TensorInfo,
-  );
+/**
+ * A wasm product kernel (BatchMatMul, or _FusedMatMul with its bias and activation) that
+ * materialises transposed operands first, so the product takes the fast untransposed GEMM path.
+ */
+function materialisingKernel(name: 'BatchMatMul' | '_FusedMatMul') {
+  return (args: {
+    inputs: { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
+    backend: BackendWasm;
+    attrs: NamedAttrMap;
+  }): TensorInfo => {
+    const { inputs, backend, attrs } = args;
+    const transposeA = Boolean(attrs.transposeA);
+    const transposeB = Boolean(attrs.transposeB);
+    const base = originalKernel(name, 'wasm');
+    if ((!transposeA && !transposeB) || !materialise) return base(args as unknown as KernelArgs) as TensorInfo;
+    return withMaterialisedTransposes(backend, inputs.a, inputs.b, transposeA, transposeB, (a, b) =>
+      base({
+        inputs: { ...inputs, a, b },
+        backend,
+        attrs: { ...attrs, transposeA: false, transposeB: false },
+      } as unknown as KernelArgs) as TensorInfo,
+    );
+  };
 }
 
+/** BatchMatMul on wasm with transposes materialised first (the fast GEMM path). */
+export const wasmBatchMatMulTransposed = materialisingKernel('BatchMatMul');
+
 /** _FusedMatMul (product + bias + activation) on wasm with transposes materialised first. */
-export function wasmFusedMatMulTransposed(args: {
-  inputs: { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
-  backend: BackendWasm;
-  attrs: NamedAttrMap;
-}): TensorInfo {
-  const { inputs, backend, attrs } = args;
-  const transposeA = Boolean(attrs.transposeA);
-  const transposeB = Boolean(attrs.transposeB);
-  const base = originalKernel('_FusedMatMul', 'wasm');
-  if ((!transposeA && !transposeB) || !materialise) return base(args as unknown as KernelArgs) as TensorInfo;
-  return withMaterialisedTransposes(backend, inputs.a, inputs.b, transposeA, transposeB, (a, b) =>
-    base({
-      inputs: { ...inputs, a, b },
-      backend,
-      attrs: { ...attrs, transposeA: false, transposeB: false },
-    } as unknown as KernelArgs) as TensorInfo,
-  );
-}
+export const wasmFusedMatMulTransposed = materialisingKernel('_FusedMatMul');
 
 /**
  * UnsortedSegmentSum: out[s, ...] = Σ_{i : ids[i] = s} x[i, ...]. ids has the shape of x's
