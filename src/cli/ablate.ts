@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { PRESET_NAMES } from '../experiments/presets';
+import { PRESET_NAMES, SWEEP_NAMES, sweepVariants } from '../experiments/presets';
 import { runAblation } from '../experiments/runner';
 import { formatResultsTable, writeResults } from '../experiments/results';
 import { DEFAULT_ABLATION_TRAIN, smokeDefaults } from '../experiments/defaults';
@@ -21,6 +21,7 @@ export function registerAblate(program: Command): void {
     .description('train and evaluate presets × seeds on a dataset; print the recall table; write runs/<name>/')
     .option('--dataset <name|dir>', 'synth | openmoji | a folder in the reference layout', 'synth')
     .option('--presets <list>', `comma-separated presets (${PRESET_NAMES.join(', ')})`, PRESET_NAMES.join(','))
+    .option('--sweep <name>', `run a paper sweep over the presets (${SWEEP_NAMES.join(', ')})`)
     .option('--seeds <n>', 'seeds per preset (mean ± std)', intArg('--seeds', 1), 1)
     .option('--out <dir>', 'run folder (default runs/<dataset>)')
     .option('--workers <n>', 'parallel worker processes (default: cores)', intArg('--workers', 1))
@@ -37,7 +38,9 @@ export function registerAblate(program: Command): void {
       const out = o.out ?? join('runs', smoke ? `${o.dataset}-smoke` : o.dataset);
       const { results, runs } = await runAblation({
         dataset: o.dataset,
-        variants: String(o.presets).split(',').map((s) => s.trim()).filter(Boolean),
+        variants: ((presets: string[]) => (o.sweep ? sweepVariants(presets, o.sweep) : presets))(
+          String(o.presets).split(',').map((s) => s.trim()).filter(Boolean),
+        ),
         seeds: o.seeds,
         out,
         workers: o.workers,

@@ -4,6 +4,7 @@
  * configs merged over the defaults by `resolveModelConfig`.
  */
 import type { ModelConfig } from '../model/config';
+import type { TrainConfig } from '../train/config';
 
 export const PRESETS = {
   /** LLM on text only: no image anywhere. */
@@ -42,3 +43,37 @@ export const SWEEPS = {
   connector: ['mlp', 'qformer'] as const,
   freezeVision: [true, false],
 };
+
+export type SweepName = 'queries' | 'micl-ratio' | 'connector' | 'freeze-vision';
+export const SWEEP_NAMES: readonly SweepName[] = ['queries', 'micl-ratio', 'connector', 'freeze-vision'];
+
+/** One variant of a sweep: a preset with a named override. */
+export interface SweepVariant {
+  name: string;
+  preset: string;
+  model?: ModelConfig;
+  train?: TrainConfig;
+}
+
+/**
+ * The variants of a paper sweep over the given presets, named `<preset>@<value>` (names become folder names):
+ * Q-Former query tokens 8/16/32/48, mICL loss ratio text:vision 1:1…19:1, connector
+ * mlp | qformer, frozen or tuned vision encoder.
+ */
+export function sweepVariants(presets: readonly string[], sweep: string): SweepVariant[] {
+  for (const p of presets) presetConfig(p);
+  const each = <T>(values: readonly T[], make: (v: T) => Omit<SweepVariant, 'preset'>) =>
+    presets.flatMap((preset) => values.map((v) => { const r = make(v); return { ...r, preset, name: `${preset}@${r.name}` }; }));
+  switch (sweep as SweepName) {
+    case 'queries':
+      return each(SWEEPS.queries, (q) => ({ name: `q${q}`, model: { connector: { kind: 'qformer', numQueries: q } } }));
+    case 'micl-ratio':
+      return each(SWEEPS.miclRatio, ([t, v]) => ({ name: `${t}to${v}`, train: { miclWeights: { text: t, vision: v } } }));
+    case 'connector':
+      return each(SWEEPS.connector, (kind) => ({ name: kind, model: { connector: { kind } } }));
+    case 'freeze-vision':
+      return each(SWEEPS.freezeVision, (frozen) => ({ name: frozen ? 'frozen-vit' : 'tuned-vit', train: { freezeVision: frozen } }));
+    default:
+      throw new Error(`unknown sweep "${sweep}"; valid sweeps: ${SWEEP_NAMES.join(', ')}`);
+  }
+}
