@@ -6,15 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf, Rng, assertNoTensorLeak } from '../../src/backend';
 import { sliceInto } from '../../src/backend/wasm-kernels';
+import { onCpu } from './helpers';
 
-async function onCpu<T>(fn: () => T): Promise<T> {
-  await tf.setBackend('cpu');
-  try {
-    return fn();
-  } finally {
-    await tf.setBackend('wasm');
-  }
-}
 
 function randomShape(rng: Rng): number[] {
   const rank = 1 + rng.int(5);

@@ -122,3 +122,13 @@ export function read(make: () => tfNs.Tensor): Float32Array | Int32Array | Uint8
   t.dispose();
   return v;
 }
+
+/** Runs fn on the cpu backend and returns to wasm (tensors created inside are disposed). */
+export async function onCpu<T>(fn: () => T): Promise<T> {
+  await tfNs.setBackend('cpu');
+  try {
+    return fn();
+  } finally {
+    await tfNs.setBackend('wasm');
+  }
+}

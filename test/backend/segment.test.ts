@@ -6,17 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf, Rng, assertNoTensorLeak } from '../../src/backend';
-import { read } from './helpers';
+import { onCpu, read } from './helpers';
 
-/** Runs fn on the cpu backend and returns to wasm (tensors created inside are disposed). */
-async function onCpu<T>(fn: () => T): Promise<T> {
-  await tf.setBackend('cpu');
-  try {
-    return fn();
-  } finally {
-    await tf.setBackend('wasm');
-  }
-}
 
 test('hand-worked example: rows summed into their segments, missing segments are zero', async () => {
   await initBackend('wasm');
