@@ -244,18 +244,23 @@ function backendFusedMatMul(backendName: string): KernelFunc {
     : originalKernel('_FusedMatMul', backendName);
 }
 
+type ProductArgs = Parameters<KernelFunc>[0];
+
+/** How a product kernel call runs: an ORT plan for its operands, or null for the backend's own kernel. */
+function ortRoute(backendName: string, args: ProductArgs): { a: TensorInfo; b: TensorInfo; ta: boolean; tb: boolean; p: Plan } | null {
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  const attrs = args.attrs as NamedAttrMap;
+  const ta = Boolean(attrs.transposeA), tb = Boolean(attrs.transposeB);
+  const p = active === 'ort' && ort ? plan(backendName, a, b, ta, tb) : null;
+  if (!p) calls.backend++;
+  return p ? { a, b, ta, tb, p } : null;
+}
+
 function routedBatchMatMul(backendName: string): KernelFunc {
   const fallback = backendBatchMatMul(backendName);
   return (args) => {
-    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-    const attrs = args.attrs as NamedAttrMap;
-    const ta = Boolean(attrs.transposeA), tb = Boolean(attrs.transposeB);
-    const p = active === 'ort' && ort ? plan(backendName, a, b, ta, tb) : null;
-    if (!p) {
-      calls.backend++;
-      return fallback(args);
-    }
-    return runOrt(backendName, args.backend, a, b, p, ta, tb);
+    const r = ortRoute(backendName, args);
+    return r ? runOrt(backendName, args.backend, r.a, r.b, r.p, r.ta, r.tb) : fallback(args);
   };
 }
 
@@ -294,20 +299,14 @@ function activate(backendName: string, backend: unknown, x: TensorInfo, attrs: N
 function routedFusedMatMul(backendName: string): KernelFunc {
   const fallback = backendFusedMatMul(backendName);
   return (args) => {
-    const { a, b, bias, preluActivationWeights } = args.inputs as {
-      a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo;
-    };
+    const r = ortRoute(backendName, args);
+    if (!r) return fallback(args);
+    const { bias, preluActivationWeights } = args.inputs as { bias?: TensorInfo; preluActivationWeights?: TensorInfo };
     const attrs = args.attrs as NamedAttrMap;
-    const ta = Boolean(attrs.transposeA), tb = Boolean(attrs.transposeB);
-    const p = active === 'ort' && ort ? plan(backendName, a, b, ta, tb) : null;
-    if (!p) {
-      calls.backend++;
-      return fallback(args);
-    }
     const backend = args.backend as { disposeData(id: tf.DataId): void };
     const temps: TensorInfo[] = [];
     try {
-      let y = runOrt(backendName, args.backend, a, b, p, ta, tb);
+      let y = runOrt(backendName, args.backend, r.a, r.b, r.p, r.ta, r.tb);
       if (bias) {
         temps.push(y);
         const add = tf.getKernel('Add', backendName);
