@@ -97,6 +97,19 @@ function loadOrt(): OrtGemm | null {
   return ort;
 }
 
+/**
+ * Reloads ONNX Runtime with another intra-op thread count (sessions are per thread pool, so
+ * they are rebuilt). Lets one process compare thread counts (the bench); no-op when ORT is
+ * not loaded or already uses `threads`.
+ */
+export function setOrtThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`setOrtThreads: expected a positive integer, got ${threads}`);
+  if (!ort || ort.threads === threads) return;
+  const spin = ort.spin;
+  ort.dispose();
+  ort = OrtGemm.load({ threads, spin });
+}
+
 /** Whether ONNX Runtime can be used here (loads it once, without changing the active GEMM). */
 export function ortAvailable(): boolean {
   return loadOrt() !== null;

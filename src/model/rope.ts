@@ -49,6 +49,11 @@ export class RoPE {
   /**
    * Rotates x [b, t, h, hd] (token axis 1, head-width axis last) for positions
    * offset … offset + t − 1:  x·cos + rotate_half(x)·sin,  rotate_half([x1, x2]) = [−x2, x1].
+   *
+   * rotate_half is computed as one product x·R with R the signed permutation matrix
+   * (rotationMatrix): a product costs one kernel forward and one backward on a matrix
+   * engine, where split/negate/concat cost three small copies each way. Products with ±1 and
+   * 0 are exact, so this equals the split form bit for bit on finite inputs.
    */
   apply<T extends tf.Tensor>(x: T, offset = 0): T {
     return tf.tidy(() => {
@@ -56,13 +61,28 @@ export class RoPE {
         throw new Error(`RoPE.apply: expected [b, t, h, ${this.headDim}], got [${x.shape}]`);
       }
       const t = x.shape[1] as number;
+      const hd = this.headDim;
       const { cos, sin } = this.tables(t, offset);
       // copies: the cpu backend keeps the array it is given, and these arrays are cached
-      const cosT = tf.tensor(cos.slice(), [t, 1, this.headDim]); // broadcasts over b and h
-      const sinT = tf.tensor(sin.slice(), [t, 1, this.headDim]);
-      const [x1, x2] = tf.split(x, 2, 3);
-      const rotated = tf.concat([tf.neg(x2), x1], 3);
+      const cosT = tf.tensor(cos.slice(), [t, 1, hd]); // broadcasts over b and h
+      const sinT = tf.tensor(sin.slice(), [t, 1, hd]);
+      const r = tf.tensor2d(this.rotationMatrix(), [hd, hd]);
+      const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), r), x.shape); // rotate_half(x)
       return tf.add(tf.mul(x, cosT), tf.mul(rotated, sinT)) as T;
     });
+  }
+
+  /**
+   * R [hd, hd] with x·R = rotate_half(x) = [−x2, x1]: R[i + hd/2][i] = −1 and
+   * R[i][i + hd/2] = 1 for i < hd/2, zero elsewhere (a fresh copy each call).
+   */
+  rotationMatrix(): Float32Array {
+    const hd = this.headDim, half = hd / 2;
+    const r = new Float32Array(hd * hd);
+    for (let i = 0; i < half; i++) {
+      r[(i + half) * hd + i] = -1;
+      r[i * hd + i + half] = 1;
+    }
+    return r;
   }
 }

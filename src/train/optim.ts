@@ -8,6 +8,7 @@
  * would have taken.
  */
 import { tf } from '../backend';
+import { adamwUpdate, fusedAdamWAvailable, hostSumOfSquares } from '../backend/fused-adamw';
 import type { Float32Record } from '../model/checkpoint';
 
 // ---------------------------------------------------------------------------------------------
@@ -78,7 +79,15 @@ export function learningRateAt(step: number, cfg: ScheduleConfig): number {
 export function globalNorm(grads: Record<string, tf.Tensor>): number {
   const list = Object.values(grads);
   if (list.length === 0) return 0;
+  // On wasm/cpu a plain loop over each gradient's memory (float64 sum, no kernels).
+  const host = list.map(hostSumOfSquares);
+  if (host.every((x): x is number => x !== null)) return Math.sqrt(host.reduce((a, b) => a + b, 0));
   return tf.tidy(() => tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g))))).dataSync()[0]);
+}
+
+/** min(1, maxNorm / (norm + 1e-6)): the factor clipping multiplies every gradient by. */
+export function clipScale(norm: number, maxNorm: number): number {
+  return Math.min(1, maxNorm / (norm + 1e-6));
 }
 
 /**
@@ -91,7 +100,7 @@ export function clipByGlobalNorm(
 ): { grads: Record<string, tf.Tensor>; norm: number } {
   if (!(maxNorm > 0)) throw new Error(`clipByGlobalNorm: maxNorm must be > 0, got ${maxNorm}`);
   const norm = globalNorm(grads);
-  const scale = Math.min(1, maxNorm / (norm + 1e-6));
+  const scale = clipScale(norm, maxNorm);
   const out: Record<string, tf.Tensor> = {};
   for (const [k, g] of Object.entries(grads)) out[k] = tf.tidy(() => tf.mul(g, scale));
   return { grads: out, norm };
@@ -116,6 +125,12 @@ export interface AdamWConfig {
   clipNorm?: number;
   /** Which parameters get weight decay. Defaults to `defaultDecayFilter`. */
   decay?: (name: string, shape: readonly number[]) => boolean;
+  /**
+   * Run the update as one fused kernel per parameter where the backend allows (wasm, cpu;
+   * backend/fused-adamw.ts). false composes tfjs ops (what other backends always do).
+   * Defaults to true.
+   */
+  fused?: boolean;
 }
 
 /**
@@ -161,6 +176,7 @@ export class AdamW {
       eps: config.eps ?? 1e-8,
       weightDecay: config.weightDecay ?? 0.01,
       clipNorm: config.clipNorm,
+      fused: config.fused ?? true,
     };
     const { beta1, beta2, eps, weightDecay } = this.cfg;
     if (!(beta1 >= 0 && beta1 < 1)) throw new Error(`AdamW: beta1 must be in [0, 1), got ${beta1}`);
@@ -216,16 +232,9 @@ export class AdamW {
       if (!known.has(k)) throw new Error(`AdamW: gradient "${k}" matches no parameter (known: ${[...this.params.keys()].join(', ')})`);
     }
 
-    let gradNorm: number;
-    let clipped: Record<string, tf.Tensor> | undefined;
-    if (this.cfg.clipNorm !== undefined) {
-      const c = clipByGlobalNorm(named, this.cfg.clipNorm);
-      clipped = c.grads;
-      gradNorm = c.norm;
-    } else {
-      gradNorm = globalNorm(named);
-    }
-    const use = clipped ?? named;
+    // Clipping folds into the update as a gradient multiplier (no scaled copies).
+    const gradNorm = globalNorm(named);
+    const gradScale = this.cfg.clipNorm !== undefined ? clipScale(gradNorm, this.cfg.clipNorm) : 1;
 
     const lr = this.currentLr();
     const t = this.t + 1;
@@ -233,14 +242,24 @@ export class AdamW {
     // Bias corrections in float64 on the JS side, applied as scalars.
     const bc1 = 1 - Math.pow(beta1, t);
     const bc2 = 1 - Math.pow(beta2, t);
-    for (const [name, g] of Object.entries(use)) {
+    const host = this.cfg.fused && fusedAdamWAvailable();
+    for (const [name, g] of Object.entries(named)) {
       const p = this.params.get(name)!;
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
       const decay = this.decays.get(name)! ? lr * weightDecay : 0;
       tf.tidy(() => {
-        const m1 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
-        const v1 = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
+        if (host && p.dtype === 'float32' && g.dtype === 'float32') {
+          // wasm/cpu: one kernel per parameter (backend/fused-adamw.ts), same formula.
+          const [p1, m1, v1] = adamwUpdate(p, g, m, v, { lr, beta1, beta2, eps, bc1, bc2, decay, gradScale });
+          p.assign(p1);
+          m.assign(m1);
+          v.assign(v1);
+          return;
+        }
+        const gs = gradScale === 1 ? g : tf.mul(g, gradScale);
+        const m1 = tf.add(tf.mul(m, beta1), tf.mul(gs, 1 - beta1));
+        const v1 = tf.add(tf.mul(v, beta2), tf.mul(tf.square(gs), 1 - beta2));
         const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), eps));
         const decayed = decay > 0 ? tf.mul(p, 1 - decay) : p;
         p.assign(tf.sub(decayed, tf.mul(update, lr)));
@@ -248,7 +267,6 @@ export class AdamW {
         v.assign(v1);
       });
     }
-    if (clipped) for (const g of Object.values(clipped)) g.dispose();
     this.t = t;
     return { step: t - 1, lr, gradNorm };
   }

@@ -151,6 +151,18 @@ test('RoPE: q·k depends only on the relative position; position 0 is the identi
   assert.throws(() => new RoPE(7), /positive even integer/);
 });
 
+test('RoPE: the rotation-matrix product equals rotate_half written as split/negate/concat, bit for bit', () => {
+  const hd = 8;
+  const rope = new RoPE(hd);
+  tf.tidy(() => {
+    const x = randn([2, 5, 3, hd], 17);
+    const [x1, x2] = tf.split(x, 2, 3);
+    const { cos, sin } = rope.tables(5, 2);
+    const want = tf.add(tf.mul(x, tf.tensor(cos, [5, 1, hd])), tf.mul(tf.concat([tf.neg(x2), x1], 3), tf.tensor(sin, [5, 1, hd])));
+    assert.deepEqual(Array.from(rope.apply(x, 2).dataSync()), Array.from(want.dataSync()));
+  });
+});
+
 test('gradients vs finite differences: causal (RoPE), bidirectional (key padding), cross', () => {
   for (const kind of ['causal', 'bidirectional', 'cross'] as const) {
     const { store, layer } = mha(kind, { rope: kind !== 'cross', contextDim: 5, seed: 9 });
