@@ -11,6 +11,7 @@
  * Selection: ORT when it loads, else the backend's own kernels; NOTELLM2_GEMM=ort|backend
  * overrides (an explicit "ort" that cannot load is an error, not a silent fallback).
  */
+import { availableParallelism } from 'node:os';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { OrtGemm } from './ort';
 import { tf } from './tf';
@@ -97,12 +98,17 @@ function loadOrt(): OrtGemm | null {
   return ort;
 }
 
+/** The intra-op thread count ORT loads with: NOTELLM2_ORT_THREADS, else the cores available. */
+export function defaultOrtThreads(): number {
+  return ortOptionsFromEnv().threads ?? availableParallelism();
+}
+
 /**
- * Reloads ONNX Runtime with another intra-op thread count (sessions are per thread pool, so
- * they are rebuilt). Lets one process compare thread counts (the bench); no-op when ORT is
- * not loaded or already uses `threads`.
+ * Reloads ONNX Runtime with another intra-op thread count (default: defaultOrtThreads());
+ * sessions belong to a thread pool, so they are rebuilt. Lets one process compare thread
+ * counts (the bench); no-op when ORT is not loaded or already uses that count.
  */
-export function setOrtThreads(threads: number): void {
+export function setOrtThreads(threads = defaultOrtThreads()): void {
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`setOrtThreads: expected a positive integer, got ${threads}`);
   if (!ort || ort.threads === threads) return;
   const spin = ort.spin;

@@ -4,6 +4,6 @@ export { Rng } from './rng';
 export { initBackend, onBackendReady, BACKEND_ORDER } from './select';
 export type { BackendName, BackendInfo } from './select';
 export { assertNoTensorLeak } from './leak';
-export { gemmInfo, ortAvailable, setGemm, setOrtThreads, setGemmMinFlops, resetGemmStats, GEMM_NAMES, DEFAULT_MIN_FLOPS } from './gemm';
+export { gemmInfo, ortAvailable, setGemm, setOrtThreads, defaultOrtThreads, setGemmMinFlops, resetGemmStats, GEMM_NAMES, DEFAULT_MIN_FLOPS } from './gemm';
 export type { GemmName, GemmInfo } from './gemm';
 export { WASM_THREADS_FINDINGS, setTransposeWrapper, transposeWrapperEnabled } from './wasm-kernels';

@@ -1,15 +1,22 @@
 /**
  * `notellm2 bench`: compute figures of this machine (DESIGN.md "Compute"), as medians.
  *
- * For each configuration (tfjs backend × GEMM) it measures matMul GFLOP/s at a few sizes,
- * the median train-step time of the reference stack (reference.ts), notes embedded per
- * second (forward only) and the seconds of one retrieval pass (query × pool cosine scores
- * and top-k). Figures are medians of repeated runs; nothing here is asserted in tests.
+ * For each configuration (tfjs backend × GEMM × ORT threads) it measures matMul GFLOP/s at
+ * a few sizes, the median train-step time of the reference stack (reference.ts), notes
+ * embedded per second (forward only) and the seconds of one retrieval pass (query × pool
+ * cosine scores and top-k). Figures are medians of repeated runs; nothing here is asserted
+ * in tests.
+ *
+ * Shared machines drift: the same configuration can run 30 % slower a minute later. So the
+ * train steps of configurations on the same backend are interleaved — a few steps of each in
+ * turn, round after round — and every configuration sees the same conditions; ratios between
+ * them are then fair even when the absolute figures move. (The pure-JS cpu backend's steps
+ * take seconds; its configurations run one after the other.)
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import {
-  gemmInfo, initBackend, resetGemmStats, setGemm, setTransposeWrapper, tf, Rng, WASM_THREADS_FINDINGS,
-  type GemmInfo,
+  defaultOrtThreads, gemmInfo, initBackend, resetGemmStats, setGemm, setOrtThreads, setTransposeWrapper, tf, Rng,
+  WASM_THREADS_FINDINGS, type GemmInfo,
 } from '../backend';
 import { ReferenceStack, type ReferenceDims } from './reference';
 
@@ -23,6 +30,13 @@ export interface BenchConfig {
    * wrapper); shipped: wasm's BatchMatMul exactly as tfjs ships it (the before figure).
    */
   gemm: BenchGemm;
+  /** ONNX Runtime intra-op threads for gemm "ort" (default: defaultOrtThreads()). */
+  ortThreads?: number;
+}
+
+/** "wasm/ort", or "wasm/ort:1t" when the configuration fixes ORT's thread count. */
+export function configLabel(c: BenchConfig): string {
+  return `${c.backend}/${c.gemm}${c.gemm === 'ort' && c.ortThreads !== undefined ? `:${c.ortThreads}t` : ''}`;
 }
 
 export interface MatMulFigure {
@@ -35,14 +49,19 @@ export interface MatMulFigure {
 }
 
 export interface BenchFigures extends BenchConfig {
+  label: string;
   gemmInfo: GemmInfo;
   matMul: MatMulFigure[];
   /**
-   * medianMs: wall clock. cpuMedianMs: this process's CPU time (user + system, all threads)
-   * per step — less inflated than wall time when other processes share the cores, but it
-   * counts every ONNX Runtime worker thread too.
+   * medianMs / minMs / p90Ms: wall clock. cpuMedianMs: this process's CPU time (user +
+   * system, all threads) per step — less inflated than wall time when other processes share
+   * the cores, but it counts every ONNX Runtime worker thread too. interleaved: whether the
+   * steps alternated with other configurations' (see the module note).
    */
-  trainStep: { medianMs: number; minMs: number; cpuMedianMs: number; steps: number; firstLoss: number; lastLoss: number };
+  trainStep: {
+    medianMs: number; minMs: number; p90Ms: number; cpuMedianMs: number; steps: number;
+    firstLoss: number; lastLoss: number; interleaved: boolean;
+  };
   embed?: { notesPerSec: number; batch: number; medianMs: number };
   retrieval?: { seconds: number; queries: number; pool: number; dim: number; k: number };
 }
@@ -58,7 +77,7 @@ export interface BenchResult {
   notesPerSec?: number;
   retrievalSeconds?: number;
   runs: BenchFigures[];
-  /** trainStep median of each other run divided by the primary's (> 1: primary is faster). */
+  /** trainStep median of each other run (by label) divided by the primary's (> 1: primary is faster). */
   ratios: Record<string, number>;
   machine: { cpus: number; model: string; node: string; loadBefore: number[]; loadAfter: number[] };
   notes: string[];
@@ -74,6 +93,8 @@ export interface BenchOptions {
   matMulReps?: number;
   /** Untimed warm-up train steps per configuration (default 2). */
   warmup?: number;
+  /** Steps each configuration takes per turn when interleaved (default 2). */
+  stepsPerTurn?: number;
   /** Called after each configuration, for progress output. */
   onRun?: (f: BenchFigures) => void;
 }
@@ -108,11 +129,12 @@ function timeMs(fn: () => void): number {
   return performance.now() - t;
 }
 
+/** Makes `cfg` the active configuration; GEMM call counters keep running (read them as differences). */
 async function activate(cfg: BenchConfig): Promise<GemmInfo> {
   await initBackend(cfg.backend);
   const info = setGemm(cfg.gemm === 'ort' ? 'ort' : 'backend');
   setTransposeWrapper(cfg.gemm !== 'shipped');
-  resetGemmStats();
+  if (cfg.gemm === 'ort') setOrtThreads(cfg.ortThreads ?? defaultOrtThreads());
   return info;
 }
 
@@ -146,70 +168,140 @@ function benchRetrieval(rng: Rng, queries: number, pool: number, dim: number, k:
   return s;
 }
 
-/** Measures one configuration. */
-export async function benchConfig(
-  cfg: BenchConfig,
-  steps: number,
-  opts: { extras?: boolean; matMulReps?: number; warmup?: number } = {},
-): Promise<BenchFigures> {
-  await activate(cfg);
-  const rng = new Rng(7);
-  const slow = cfg.backend === 'cpu' && cfg.gemm !== 'ort';
-  const matMul = benchMatMul(rng, Math.min(opts.matMulReps ?? 15, slow ? 3 : Infinity));
-  const stack = new ReferenceStack(0);
-  const losses: number[] = [];
-  const times: number[] = [];
-  const cpuTimes: number[] = [];
-  const warm = opts.warmup ?? 2;
-  for (let i = 0; i < warm + steps; i++) {
+/** One configuration in flight: its stack and what has been measured so far. */
+interface Run {
+  cfg: BenchConfig;
+  stack: ReferenceStack;
+  matMul: MatMulFigure[];
+  losses: number[];
+  times: number[];
+  cpuTimes: number[];
+  calls: { ort: number; backend: number };
+  slow: boolean;
+}
+
+function percentile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+/** Runs `n` train steps of `run`, timing them when `timed`, and counts its GEMM calls. */
+function steps(run: Run, n: number, timed: boolean): void {
+  const before = gemmInfo().calls;
+  for (let i = 0; i < n; i++) {
     let loss = 0;
     const cpu0 = process.cpuUsage();
     const ms = timeMs(() => {
-      loss = stack.step();
+      loss = run.stack.step();
     });
     const cpu = process.cpuUsage(cpu0);
-    losses.push(loss);
-    if (i >= warm) {
-      times.push(ms);
-      cpuTimes.push((cpu.user + cpu.system) / 1000);
+    run.losses.push(loss);
+    if (timed) {
+      run.times.push(ms);
+      run.cpuTimes.push((cpu.user + cpu.system) / 1000);
     }
   }
-  const fig: BenchFigures = {
-    ...cfg,
-    gemmInfo: gemmInfo(),
-    matMul,
-    trainStep: { medianMs: median(times), minMs: Math.min(...times), cpuMedianMs: median(cpuTimes), steps, firstLoss: losses[0], lastLoss: losses[losses.length - 1] },
-  };
-  if (opts.extras ?? true) {
-    stack.embed();
-    const embedTimes = Array.from({ length: slow ? 2 : 5 }, () => timeMs(() => stack.embed()));
-    const ms = median(embedTimes);
-    fig.embed = { notesPerSec: (stack.dims.batch * 1000) / ms, batch: stack.dims.batch, medianMs: ms };
-    const [queries, pool, dim, k] = [1000, 10000, stack.dims.dim, 100];
-    fig.retrieval = { seconds: benchRetrieval(rng, queries, pool, dim, k), queries, pool, dim, k };
+  const after = gemmInfo().calls;
+  run.calls.ort += after.ort - before.ort;
+  run.calls.backend += after.backend - before.backend;
+}
+
+/**
+ * Measures configurations that share one tfjs backend: matMul figures and warm-up one by
+ * one, then the timed train steps interleaved (`interleave`) or one configuration after the
+ * other, then the extras.
+ */
+async function benchGroup(
+  cfgs: BenchConfig[],
+  nSteps: number,
+  interleave: boolean,
+  opts: { extras?: boolean; matMulReps?: number; warmup?: number; stepsPerTurn?: number },
+): Promise<BenchFigures[]> {
+  const runs: Run[] = [];
+  for (const cfg of cfgs) {
+    await activate(cfg);
+    const slow = cfg.backend === 'cpu' && cfg.gemm !== 'ort';
+    const matMul = benchMatMul(new Rng(7), Math.min(opts.matMulReps ?? 15, slow ? 3 : Infinity));
+    const run: Run = { cfg, stack: new ReferenceStack(0), matMul, losses: [], times: [], cpuTimes: [], calls: { ort: 0, backend: 0 }, slow };
+    steps(run, opts.warmup ?? 2, false);
+    runs.push(run);
   }
-  stack.dispose();
-  fig.gemmInfo = gemmInfo();
+  if (interleave) {
+    const turn = Math.max(1, opts.stepsPerTurn ?? 2);
+    for (let done = 0; done < nSteps; done += turn) {
+      for (const run of runs) {
+        await activate(run.cfg);
+        steps(run, Math.min(turn, nSteps - done), true);
+      }
+    }
+  } else {
+    for (const run of runs) {
+      await activate(run.cfg);
+      steps(run, nSteps, true);
+    }
+  }
+  const figs: BenchFigures[] = [];
+  for (const run of runs) {
+    await activate(run.cfg);
+    const { stack, times, cpuTimes, losses, slow } = run;
+    const fig: BenchFigures = {
+      ...run.cfg,
+      label: configLabel(run.cfg),
+      gemmInfo: { ...gemmInfo(), calls: run.calls },
+      matMul: run.matMul,
+      trainStep: {
+        medianMs: median(times), minMs: Math.min(...times), p90Ms: percentile(times, 0.9), cpuMedianMs: median(cpuTimes),
+        steps: times.length, firstLoss: losses[0], lastLoss: losses[losses.length - 1], interleaved: interleave,
+      },
+    };
+    if (opts.extras ?? true) {
+      stack.embed();
+      const embedTimes = Array.from({ length: slow ? 2 : 5 }, () => timeMs(() => stack.embed()));
+      const ms = median(embedTimes);
+      fig.embed = { notesPerSec: (stack.dims.batch * 1000) / ms, batch: stack.dims.batch, medianMs: ms };
+      const [queries, pool, dim, k] = [1000, 10000, stack.dims.dim, 100];
+      fig.retrieval = { seconds: benchRetrieval(new Rng(8), queries, pool, dim, k), queries, pool, dim, k };
+    }
+    stack.dispose();
+    figs.push(fig);
+  }
   setTransposeWrapper(true);
-  return fig;
+  setOrtThreads();
+  resetGemmStats();
+  return figs;
+}
+
+/** Measures one configuration on its own. */
+export async function benchConfig(
+  cfg: BenchConfig,
+  nSteps: number,
+  opts: { extras?: boolean; matMulReps?: number; warmup?: number } = {},
+): Promise<BenchFigures> {
+  return (await benchGroup([cfg], nSteps, false, opts))[0];
 }
 
 export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   if (opts.configs.length === 0) throw new Error('runBench: no configuration to run');
   if (!Number.isInteger(opts.steps) || opts.steps < 1) throw new Error(`runBench: steps must be a positive integer, got ${opts.steps}`);
   const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100);
-  const runs: BenchFigures[] = [];
-  for (const cfg of opts.configs) {
-    // The pure-JS cpu kernels are far slower: fewer steps keep the comparison affordable.
-    const steps = cfg.backend === 'cpu' ? Math.min(opts.steps, cfg.gemm === 'ort' ? 5 : 3) : opts.steps;
-    const fig = await benchConfig(cfg, steps, opts);
-    runs.push(fig);
-    opts.onRun?.(fig);
+  // Group by backend in order of first appearance; the primary configuration stays first.
+  const groups = new Map<string, BenchConfig[]>();
+  for (const cfg of opts.configs) groups.set(cfg.backend, [...(groups.get(cfg.backend) ?? []), cfg]);
+  const byLabel = new Map<string, BenchFigures>();
+  for (const [backend, cfgs] of groups) {
+    // The pure-JS cpu kernels are far slower: fewer steps, one configuration at a time.
+    const cpu = backend === 'cpu';
+    const nSteps = cpu ? Math.min(opts.steps, 3) : opts.steps;
+    for (const fig of await benchGroup(cfgs, nSteps, !cpu && cfgs.length > 1, opts)) {
+      byLabel.set(fig.label, fig);
+      opts.onRun?.(fig);
+    }
   }
+  const runs = opts.configs.map((c) => byLabel.get(configLabel(c))!);
   const loadAfter = loadavg().map((x) => Math.round(x * 100) / 100);
   const primary = runs[0];
   const ratios: Record<string, number> = {};
-  for (const r of runs.slice(1)) ratios[`${r.backend}/${r.gemm}`] = r.trainStep.medianMs / primary.trainStep.medianMs;
+  for (const r of runs.slice(1)) ratios[r.label] = r.trainStep.medianMs / primary.trainStep.medianMs;
   const stackDims = new ReferenceStack(0);
   const reference = stackDims.dims;
   stackDims.dispose();
@@ -245,7 +337,7 @@ export function formatBench(r: BenchResult): string {
   ];
   const first = r.runs[0].trainStep.medianMs;
   for (const f of r.runs) {
-    const name = `${f.backend}/${f.gemm}`.padEnd(17);
+    const name = f.label.padEnd(17);
     const ratio = (f.trainStep.medianMs / first).toFixed(2) + '×';
     const mm = f.matMul.map((x) => x.gflops.toFixed(1)).join(', ');
     lines.push(

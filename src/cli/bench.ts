@@ -3,8 +3,8 @@
  * chosen backend and GEMM, and, unless --no-compare, the other configurations beside it.
  */
 import type { Command } from 'commander';
-import { initBackend, gemmInfo, ortAvailable } from '../backend';
-import { formatBench, runBench, type BenchConfig, type BenchGemm } from '../bench';
+import { defaultOrtThreads, initBackend, gemmInfo, ortAvailable } from '../backend';
+import { configLabel, formatBench, runBench, type BenchConfig, type BenchGemm } from '../bench';
 
 const BACKENDS = ['wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
 const GEMMS: BenchGemm[] = ['ort', 'backend', 'shipped'];
@@ -21,7 +21,7 @@ export function registerBench(program: Command): void {
     .description('measure matMul GFLOP/s and the reference-stack train step (medians) on this machine')
     .option('--backend <name>', `tfjs backend: ${BACKENDS.join(' | ')} (default: NOTELLM2_BACKEND or the first that loads)`)
     .option('--gemm <name>', `${GEMMS.join(' | ')} (default: NOTELLM2_GEMM or ort when it loads); shipped = wasm matMul as tfjs ships it`)
-    .option('--steps <n>', 'timed train steps per configuration (after 2 warm-up steps)', parseSteps, 10)
+    .option('--steps <n>', 'timed train steps per configuration (after 2 warm-up steps; 3 at most on the cpu backend)', parseSteps, 20)
     .option('--no-compare', 'measure only the chosen configuration')
     .option('--no-extras', 'skip the embedding-throughput and retrieval figures')
     .option('--json', 'print one JSON object instead of the table')
@@ -38,10 +38,12 @@ export function registerBench(program: Command): void {
       const configs: BenchConfig[] = [{ backend, gemm }];
       if (o.compare) {
         const add = (c: BenchConfig) => {
-          if (!configs.some((x) => x.backend === c.backend && x.gemm === c.gemm)) configs.push(c);
+          if (!configs.some((x) => configLabel(x) === configLabel(c))) configs.push(c);
         };
         if (backend === 'wasm' || backend === 'cpu') {
           add({ backend: 'wasm', gemm: 'ort' });
+          // ORT on one thread beside the default pool: what the extra threads buy here.
+          if (defaultOrtThreads() > 1) add({ backend: 'wasm', gemm: 'ort', ortThreads: 1 });
           add({ backend: 'wasm', gemm: 'backend' });
           add({ backend: 'wasm', gemm: 'shipped' });
           add({ backend: 'cpu', gemm: 'ort' });
@@ -56,7 +58,7 @@ export function registerBench(program: Command): void {
         configs,
         steps: o.steps,
         extras: o.extras,
-        onRun: o.json ? undefined : (f) => console.error(`bench: ${f.backend}/${f.gemm} step median ${f.trainStep.medianMs.toFixed(1)} ms`),
+        onRun: o.json ? undefined : (f) => console.error(`bench: ${f.label} step median ${f.trainStep.medianMs.toFixed(1)} ms`),
       });
       console.log(o.json ? JSON.stringify(result, null, 2) : formatBench(result));
     });
