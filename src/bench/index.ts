@@ -306,7 +306,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const reference = stackDims.dims;
   stackDims.dispose();
   const notes = [
-    'medians of repeated runs; machine shared: compare runs taken at similar load (loadBefore/loadAfter are os.loadavg)',
+    'medians of repeated runs; configurations on one backend take their train steps in turns, so their ratios are fair even when the machine drifts; ' +
+      'absolute figures move with the load (loadBefore/loadAfter are os.loadavg)',
     WASM_THREADS_FINDINGS,
   ];
   return {
