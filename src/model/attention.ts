@@ -141,14 +141,18 @@ export class MultiHeadAttention {
       let q = tf.reshape(this.q.apply(x), [b, tq, heads, hd]); // [b, tq, h, hd]
       let k = tf.reshape(this.k.apply(src), [b, tk, heads, hd]); // [b, tk, h, hd]
       const v = tf.transpose(tf.reshape(this.v.apply(src), [b, tk, heads, hd]), [0, 2, 1, 3]); // [b, h, tk, hd]
+      // Scale q once (cheaper than scaling the [tq, tk] scores) — inside its rotation when
+      // there is RoPE; k goes straight to [b, h, hd, tk] with one transpose so the product
+      // needs no transposed matMul.
+      const scale = 1 / Math.sqrt(hd);
       if (rope) {
         const off = opts.positionOffset ?? 0;
-        q = rope.apply(q, off);
+        q = rope.apply(q, off, scale);
         k = rope.apply(k, off);
+      } else {
+        q = tf.mul(q, scale);
       }
-      // Scale q once (cheaper than scaling the [tq, tk] scores); k goes straight to [b, h, hd, tk]
-      // with one transpose so the product needs no transposed matMul.
-      const qh = tf.transpose(tf.mul(q, 1 / Math.sqrt(hd)), [0, 2, 1, 3]); // [b, h, tq, hd]
+      const qh = tf.transpose(q, [0, 2, 1, 3]); // [b, h, tq, hd]
       const kt = tf.transpose(k, [0, 2, 3, 1]); // [b, h, hd, tk]
       let scores: tf.Tensor = tf.matMul(qh, kt); // [b, h, tq, tk]
 

@@ -11,6 +11,8 @@ import { tf } from '../backend';
 export class RoPE {
   /** Tables by "t:offset" (plain arrays, not tensors: nothing to dispose, nothing leaks). */
   private readonly cache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
+  /** Per-head (and scaled) copies of the tables, by "t:offset:heads:scale". */
+  private readonly headCache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
 
   constructor(
     readonly headDim: number,
@@ -47,25 +49,51 @@ export class RoPE {
   }
 
   /**
+   * cos and sin tables [t, h, hd] for h heads, each multiplied by `scale`: the [t, hd] rows
+   * repeated per head, so the product with x [b, t, h, hd] broadcasts over the batch axis
+   * only (a broadcast over a middle axis is several times slower on the wasm backend).
+   */
+  private headTables(t: number, offset: number, heads: number, scale: number): { cos: Float32Array; sin: Float32Array } {
+    const key = `${t}:${offset}:${heads}:${scale}`;
+    const hit = this.headCache.get(key);
+    if (hit) return hit;
+    const { cos, sin } = this.tables(t, offset);
+    const hd = this.headDim;
+    const out = { cos: new Float32Array(t * heads * hd), sin: new Float32Array(t * heads * hd) };
+    for (let p = 0; p < t; p++) {
+      for (let h = 0; h < heads; h++) {
+        for (let i = 0; i < hd; i++) {
+          out.cos[(p * heads + h) * hd + i] = cos[p * hd + i] * scale;
+          out.sin[(p * heads + h) * hd + i] = sin[p * hd + i] * scale;
+        }
+      }
+    }
+    if (this.headCache.size >= 64) this.headCache.clear();
+    this.headCache.set(key, out);
+    return out;
+  }
+
+  /**
    * Rotates x [b, t, h, hd] (token axis 1, head-width axis last) for positions
-   * offset … offset + t − 1:  x·cos + rotate_half(x)·sin,  rotate_half([x1, x2]) = [−x2, x1].
+   * offset … offset + t − 1:  x·cos + rotate_half(x)·sin,  rotate_half([x1, x2]) = [−x2, x1],
+   * times `scale` (attention folds its 1/√hd into the query's rotation this way, for free).
    *
    * rotate_half is computed as one product x·R with R the signed permutation matrix
    * (rotationMatrix): a product costs one kernel forward and one backward on a matrix
    * engine, where split/negate/concat cost three small copies each way. Products with ±1 and
    * 0 are exact, so this equals the split form bit for bit on finite inputs.
    */
-  apply<T extends tf.Tensor>(x: T, offset = 0): T {
+  apply<T extends tf.Tensor>(x: T, offset = 0, scale = 1): T {
     return tf.tidy(() => {
       if (x.rank !== 4 || x.shape[3] !== this.headDim) {
         throw new Error(`RoPE.apply: expected [b, t, h, ${this.headDim}], got [${x.shape}]`);
       }
-      const t = x.shape[1] as number;
+      const [, t, heads] = x.shape as number[];
       const hd = this.headDim;
-      const { cos, sin } = this.tables(t, offset);
+      const { cos, sin } = this.headTables(t, offset, heads, scale);
       // copies: the cpu backend keeps the array it is given, and these arrays are cached
-      const cosT = tf.tensor(cos.slice(), [t, 1, hd]); // broadcasts over b and h
-      const sinT = tf.tensor(sin.slice(), [t, 1, hd]);
+      const cosT = tf.tensor(cos.slice(), [t, heads, hd]); // broadcasts over b
+      const sinT = tf.tensor(sin.slice(), [t, heads, hd]);
       const r = tf.tensor2d(this.rotationMatrix(), [hd, hd]);
       const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), r), x.shape); // rotate_half(x)
       return tf.add(tf.mul(x, cosT), tf.mul(rotated, sinT)) as T;

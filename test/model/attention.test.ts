@@ -160,6 +160,9 @@ test('RoPE: the rotation-matrix product equals rotate_half written as split/nega
     const { cos, sin } = rope.tables(5, 2);
     const want = tf.add(tf.mul(x, tf.tensor(cos, [5, 1, hd])), tf.mul(tf.concat([tf.neg(x2), x1], 3), tf.tensor(sin, [5, 1, hd])));
     assert.deepEqual(Array.from(rope.apply(x, 2).dataSync()), Array.from(want.dataSync()));
+    // the scale attention folds into the query's rotation
+    const scaled = rope.apply(x, 2, 0.25).dataSync();
+    want.dataSync().forEach((w, i) => assert.ok(Math.abs(scaled[i] - 0.25 * w) <= 1e-6 * (1 + Math.abs(w)), `scaled[${i}]`));
   });
 });
 
