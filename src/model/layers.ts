@@ -135,7 +135,10 @@ function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
         const [sxr, sr, sw] = saved;
         const g = tf.mul(dyT, sw);
         const dx = tf.mul(sr, tf.sub(g, tf.mul(sxr, tf.mean(tf.mul(g, sxr), axis, true))));
-        const dw = tf.sum(tf.reshape(tf.mul(dyT, sxr), [-1, d]), 0);
+        // Σ over rows as a product with a ones row: a reduction over the leading axis makes
+        // the wasm backend transpose first (several times slower than the product).
+        const rows = tf.reshape(tf.mul(dyT, sxr), [-1, d]) as tf.Tensor2D; // [n, d]
+        const dw = tf.reshape(tf.matMul(tf.ones([1, rows.shape[0]]) as tf.Tensor2D, rows), [d]);
         return [dx, dw];
       },
     };
