@@ -6,14 +6,17 @@
  * gradient norm 3 more); on the reference stack (bench) that is ~690 kernel calls per step,
  * each paying ~7 µs of tfjs dispatch before touching any data. Here the update reads p, g, m,
  * v once and writes p′, m′, v′ once in a single loop, and Σg² is a plain loop over the
- * gradient's memory. The arithmetic is the same formula (optim.ts), in float64 with one
- * rounding to float32 on store, so it agrees with the op-by-op path to float32 rounding.
+ * gradient's memory. On wasm the loop is 128-bit SIMD in float32 on the backend's own heap
+ * (wasm-simd.ts; ≈ 6× faster than JavaScript here); on cpu, and for the last n mod 4
+ * elements, a JavaScript loop in float64. Either way it is the formula of optim.ts and agrees
+ * with the op-by-op path to float32 rounding.
  *
  * Other backends (a native tensorflow build) have no host-side memory to read: there
  * `fusedAdamWAvailable()` is false and the optimiser composes tfjs ops instead.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
+import { adamwSimdFor, type AdamwSimd } from './wasm-simd';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -69,13 +72,38 @@ function scalars(attrs: tf.NamedAttrMap): AdamWScalars {
   return attrs as unknown as AdamWScalars;
 }
 
+/** The SIMD update on the wasm backend's own memory (wasm-simd.ts), or null. */
+function simdFor(backend: BackendWasm): AdamwSimd | null {
+  if (!useSimd) return null;
+  const memory = (backend as unknown as { wasm?: { asm?: { memory?: unknown } } }).wasm?.asm?.memory;
+  return memory instanceof WebAssembly.Memory ? adamwSimdFor(memory) : null;
+}
+
+let useSimd = true;
+
+/** Turns the wasm SIMD update off (the scalar loop runs instead); for comparisons and tests. */
+export function setAdamwSimd(on: boolean): void {
+  useSimd = on;
+}
+
 function adamwWasm(args: { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: tf.NamedAttrMap }): TensorInfo[] {
   const { inputs, backend } = args;
   const { p, g, m, v } = inputs;
   const outs = [backend.makeOutput(p.shape, 'float32'), backend.makeOutput(p.shape, 'float32'), backend.makeOutput(p.shape, 'float32')];
   // Views after every allocation (an allocation can grow, and so replace, the wasm heap).
-  const view = (t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
-  adamwLoop(view(p), view(g), view(m), view(v), view(outs[0]), view(outs[1]), view(outs[2]), scalars(args.attrs));
+  const views = [p, g, m, v, ...outs].map((t) => backend.typedArrayFromHeap(t) as Float32Array);
+  const s = scalars(args.attrs);
+  const simd = simdFor(backend);
+  const n = views[0].length;
+  const bulk = simd ? n - (n % 4) : 0;
+  if (simd && bulk > 0) {
+    const [bp, bg, bm, bv, bp1, bm1, bv1] = views.map((x) => x.byteOffset);
+    simd(bp, bg, bm, bv, bp1, bm1, bv1, bulk, s.gradScale, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, 1 / s.bc2, s.eps, s.lr / s.bc1, 1 - s.decay);
+  }
+  if (bulk < n) {
+    const [vp, vg, vm, vv, vp1, vm1, vv1] = views.map((x) => x.subarray(bulk));
+    adamwLoop(vp, vg, vm, vv, vp1, vm1, vv1, s);
+  }
   return outs;
 }
 
