@@ -16,7 +16,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
-import { adamwSimdFor, type AdamwSimd } from './wasm-simd';
+import { simdKernelsFor, type SimdKernels } from './wasm-simd';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -72,11 +72,11 @@ function scalars(attrs: tf.NamedAttrMap): AdamWScalars {
   return attrs as unknown as AdamWScalars;
 }
 
-/** The SIMD update on the wasm backend's own memory (wasm-simd.ts), or null. */
-function simdFor(backend: BackendWasm): AdamwSimd | null {
+/** The SIMD kernels on the wasm backend's own memory (wasm-simd.ts), or null. */
+function simdFor(backend: BackendWasm): SimdKernels | null {
   if (!useSimd) return null;
   const memory = (backend as unknown as { wasm?: { asm?: { memory?: unknown } } }).wasm?.asm?.memory;
-  return memory instanceof WebAssembly.Memory ? adamwSimdFor(memory) : null;
+  return memory instanceof WebAssembly.Memory ? simdKernelsFor(memory) : null;
 }
 
 let useSimd = true;
@@ -98,7 +98,7 @@ function adamwWasm(args: { inputs: Record<string, TensorInfo>; backend: BackendW
   const bulk = simd ? n - (n % 4) : 0;
   if (simd && bulk > 0) {
     const [bp, bg, bm, bv, bp1, bm1, bv1] = views.map((x) => x.byteOffset);
-    simd(bp, bg, bm, bv, bp1, bm1, bv1, bulk, s.gradScale, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, 1 / s.bc2, s.eps, s.lr / s.bc1, 1 - s.decay);
+    simd.adamw(bp, bg, bm, bv, bp1, bm1, bv1, bulk, s.gradScale, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, 1 / s.bc2, s.eps, s.lr / s.bc1, 1 - s.decay);
   }
   if (bulk < n) {
     const [vp, vg, vm, vv, vp1, vm1, vv1] = views.map((x) => x.subarray(bulk));
@@ -157,10 +157,19 @@ export function hostSumOfSquares(x: tf.Tensor): number | null {
   const backendName = tf.getBackend();
   if (x.dtype !== 'float32' || !HOST_BACKENDS.includes(backendName)) return null;
   const backend = tf.backend();
-  const data = (backendName === 'wasm'
-    ? (backend as unknown as BackendWasm).typedArrayFromHeap(x)
-    : (backend as unknown as CpuLike).readSync(x.dataId)) as Float32Array;
+  let data: Float32Array;
   let s = 0;
-  for (let i = 0; i < data.length; i++) s += data[i] * data[i];
+  let bulk = 0;
+  if (backendName === 'wasm') {
+    data = (backend as unknown as BackendWasm).typedArrayFromHeap(x) as Float32Array;
+    const simd = simdFor(backend as unknown as BackendWasm);
+    if (simd) {
+      bulk = data.length - (data.length % 4);
+      if (bulk > 0) s = simd.sumsq(data.byteOffset, bulk);
+    }
+  } else {
+    data = (backend as unknown as CpuLike).readSync(x.dataId) as Float32Array;
+  }
+  for (let i = bulk; i < data.length; i++) s += data[i] * data[i];
   return s;
 }

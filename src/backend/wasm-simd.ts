@@ -1,7 +1,7 @@
 /**
- * A tiny WebAssembly module, assembled here byte by byte, that runs the AdamW update with
- * 128-bit SIMD directly on the tfjs wasm backend's heap (it imports that backend's
- * WebAssembly.Memory, so no data is copied).
+ * A tiny WebAssembly module, assembled here byte by byte, that runs the AdamW update and the
+ * sum of squares behind gradient norms with 128-bit SIMD directly on the tfjs wasm backend's
+ * heap (it imports that backend's WebAssembly.Memory, so no data is copied).
  *
  * Why: the update touches every parameter every step. A JavaScript loop over the heap runs
  * ≈ 4–5 ns per element here (float32 ↔ float64 conversions, one lane at a time); four lanes of
@@ -14,13 +14,15 @@
  */
 
 // Value types and instructions used below.
-const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
+const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
+const F64_ADD = 0xa0;
 const LOCAL_GET = 0x20, LOCAL_SET = 0x21, I32_CONST = 0x41, I32_ADD = 0x6a, I32_SHL = 0x74, I32_GE_U = 0x4f;
 const BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b, VOID = 0x40;
 // SIMD instructions: prefix 0xfd, then the opcode as an unsigned LEB128.
 const SIMD = 0xfd;
 const V128_LOAD = 0x00, V128_STORE = 0x0b, F32X4_SPLAT = 0x13;
 const F32X4_SQRT = 0xe3, F32X4_ADD = 0xe4, F32X4_SUB = 0xe5, F32X4_MUL = 0xe6, F32X4_DIV = 0xe7;
+const I8X16_SHUFFLE = 0x0d, F64X2_EXTRACT_LANE = 0x21, F64X2_PROMOTE_LOW_F32X4 = 0x5f, F64X2_ADD = 0xf0, F64X2_MUL = 0xf2;
 
 function uleb(n: number): number[] {
   const out: number[] = [];
@@ -102,17 +104,46 @@ function adamwBody(): number[] {
   return [...uleb(func.length), ...func];
 }
 
-/** The module's bytes: imports env.memory, exports adamw. */
+/**
+ * sumsq(x: byte offset, n: elements, a multiple of 4) → Σ x² in float64: each group of four
+ * float32 values is widened to two float64 pairs (the high pair shuffled down first), squared
+ * and added to two float64x2 accumulators.
+ */
+function sumsqBody(): number[] {
+  const X = 0, N = 1, OFF = 2, END_ = 3, V = 4, ACC = 5, ACC2 = 6, Y = 7;
+  const highToLow = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
+  const code = [
+    ...get(N), I32_CONST, ...sleb(2), I32_SHL, ...set(END_),
+    BLOCK, VOID, LOOP, VOID,
+    ...get(OFF), ...get(END_), I32_GE_U, BR_IF, 1,
+    ...get(X), ...get(OFF), I32_ADD, ...load(), ...set(V),
+    ...get(V), ...simd(F64X2_PROMOTE_LOW_F32X4), ...set(Y),
+    ...get(ACC), ...get(Y), ...get(Y), ...simd(F64X2_MUL), ...simd(F64X2_ADD), ...set(ACC),
+    ...get(V), ...get(V), ...simd(I8X16_SHUFFLE), ...highToLow, ...simd(F64X2_PROMOTE_LOW_F32X4), ...set(Y),
+    ...get(ACC2), ...get(Y), ...get(Y), ...simd(F64X2_MUL), ...simd(F64X2_ADD), ...set(ACC2),
+    ...get(OFF), I32_CONST, ...sleb(16), I32_ADD, ...set(OFF),
+    BR, 0,
+    END, END,
+    ...get(ACC), ...get(ACC2), ...simd(F64X2_ADD), ...set(ACC),
+    ...get(ACC), ...simd(F64X2_EXTRACT_LANE), 0, ...get(ACC), ...simd(F64X2_EXTRACT_LANE), 1, F64_ADD,
+    END,
+  ];
+  const func = [...vec([[...uleb(2), I32], [...uleb(4), V128]]), ...code];
+  return [...uleb(func.length), ...func];
+}
+
+/** The module's bytes: imports env.memory, exports adamw (function 0) and sumsq (function 1). */
 export function adamwModuleBytes(): Uint8Array {
   const params = [I32, I32, I32, I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, F32];
-  const type = [0x60, ...uleb(params.length), ...params, 0x00];
+  const adamwType = [0x60, ...uleb(params.length), ...params, 0x00];
+  const sumsqType = [0x60, 2, I32, I32, 1, F64];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
-    ...section(1, vec([type])),
+    ...section(1, vec([adamwType, sumsqType])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])), // memory, min 0 pages, no max
-    ...section(3, vec([[0x00]])),
-    ...section(7, vec([[...name('adamw'), 0x00, 0x00]])),
-    ...section(10, vec([adamwBody()])),
+    ...section(3, vec([[0x00], [0x01]])),
+    ...section(7, vec([[...name('adamw'), 0x00, 0x00], [...name('sumsq'), 0x00, 0x01]])),
+    ...section(10, vec([adamwBody(), sumsqBody()])),
   ];
   return Uint8Array.from(bytes);
 }
@@ -122,14 +153,22 @@ export type AdamwSimd = (
   gradScale: number, beta1: number, c1: number, beta2: number, c2: number, invBc2: number, eps: number, step: number, keep: number,
 ) => void;
 
+/** Σ x² over n float32 values (n a multiple of 4) at byte offset x, accumulated in float64. */
+export type SumSqSimd = (x: number, n: number) => number;
+
+export interface SimdKernels {
+  adamw: AdamwSimd;
+  sumsq: SumSqSimd;
+}
+
 let compiled: WebAssembly.Module | null | undefined;
-const instances = new WeakMap<WebAssembly.Memory, AdamwSimd>();
+const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
 
 /**
- * The SIMD update bound to `memory`, or null where this runtime cannot compile it (no wasm
- * SIMD); callers then use their scalar loop.
+ * The SIMD kernels bound to `memory`, or null where this runtime cannot compile them (no
+ * wasm SIMD); callers then use their scalar loops.
  */
-export function adamwSimdFor(memory: WebAssembly.Memory): AdamwSimd | null {
+export function simdKernelsFor(memory: WebAssembly.Memory): SimdKernels | null {
   if (compiled === undefined) {
     try {
       compiled = new WebAssembly.Module(adamwModuleBytes());
@@ -138,11 +177,16 @@ export function adamwSimdFor(memory: WebAssembly.Memory): AdamwSimd | null {
     }
   }
   if (!compiled) return null;
-  let fn = instances.get(memory);
-  if (!fn) {
+  let k = instances.get(memory);
+  if (!k) {
     const inst = new WebAssembly.Instance(compiled, { env: { memory } });
-    fn = inst.exports.adamw as AdamwSimd;
-    instances.set(memory, fn);
+    k = { adamw: inst.exports.adamw as AdamwSimd, sumsq: inst.exports.sumsq as SumSqSimd };
+    instances.set(memory, k);
   }
-  return fn;
+  return k;
+}
+
+/** The SIMD AdamW update bound to `memory` (see simdKernelsFor). */
+export function adamwSimdFor(memory: WebAssembly.Memory): AdamwSimd | null {
+  return simdKernelsFor(memory)?.adamw ?? null;
 }

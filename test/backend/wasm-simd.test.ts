@@ -83,3 +83,20 @@ test('on wasm the fused update runs the SIMD loop (float32) and agrees with the 
   for (let k = 0; k < 3; k++) assert.deepEqual(simd[k].subarray(n - 3), scalar[k].subarray(n - 3));
   tf.dispose([p, g, m, v]);
 });
+
+test('SIMD sum of squares: float64 accumulation over exactly n values at the given offset', async () => {
+  const { simdKernelsFor } = await import('../../src/backend/wasm-simd');
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const k = simdKernelsFor(memory)!;
+  const heap = new Float32Array(memory.buffer);
+  const rng = new Rng(2);
+  for (const n of [0, 4, 8, 20, 4000]) {
+    const start = 3; // byte offset 12: not 16-byte aligned
+    heap.fill(1e6); // values outside the range would dominate the sum
+    const x = heap.subarray(start, start + n);
+    x.set(rng.normalArray(n, 3));
+    const want = x.reduce((s, a) => s + a * a, 0);
+    const got = k.sumsq(start * 4, n);
+    assert.ok(Math.abs(got - want) <= 1e-12 * (want + 1), `n=${n}: ${got} vs ${want}`);
+  }
+});
