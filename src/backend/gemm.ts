@@ -103,17 +103,21 @@ export function defaultOrtThreads(): number {
   return ortOptionsFromEnv().threads ?? availableParallelism();
 }
 
+/** ORT instances by thread count, kept so that switching back and forth is free. */
+const ortByThreads = new Map<number, OrtGemm>();
+
 /**
- * Reloads ONNX Runtime with another intra-op thread count (default: defaultOrtThreads());
- * sessions belong to a thread pool, so they are rebuilt. Lets one process compare thread
- * counts (the bench); no-op when ORT is not loaded or already uses that count.
+ * Switches ONNX Runtime to another intra-op thread count (default: defaultOrtThreads()).
+ * Sessions belong to a thread pool, so each count gets its own instance, created once and
+ * kept (idle pools sleep). Lets one process compare thread counts (the bench); no-op when
+ * ORT is not loaded.
  */
 export function setOrtThreads(threads = defaultOrtThreads()): void {
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`setOrtThreads: expected a positive integer, got ${threads}`);
   if (!ort || ort.threads === threads) return;
-  const spin = ort.spin;
-  ort.dispose();
-  ort = OrtGemm.load({ threads, spin });
+  ortByThreads.set(ort.threads, ort);
+  ort = ortByThreads.get(threads) ?? OrtGemm.load({ threads, spin: ort.spin });
+  ortByThreads.set(threads, ort);
 }
 
 /** Whether ONNX Runtime can be used here (loads it once, without changing the active GEMM). */

@@ -9,8 +9,9 @@
  *
  * Shared machines drift: the same configuration can run 30 % slower a minute later. So the
  * train steps of configurations on the same backend are interleaved — a few steps of each in
- * turn, round after round — and every configuration sees the same conditions; ratios between
- * them are then fair even when the absolute figures move. (The pure-JS cpu backend's steps
+ * turn, round after round, each turn opening with one untimed step — and every configuration
+ * sees the same conditions; ratios between them are then fair even when the absolute figures
+ * move. (The pure-JS cpu backend's steps
  * take seconds; its configurations run one after the other.)
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -231,6 +232,9 @@ async function benchGroup(
     for (let done = 0; done < nSteps; done += turn) {
       for (const run of runs) {
         await activate(run.cfg);
+        // One untimed step first: the previous configuration's step leaves other data in the
+        // caches, and training never switches configuration between steps.
+        steps(run, 1, false);
         steps(run, Math.min(turn, nSteps - done), true);
       }
     }
