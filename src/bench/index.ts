@@ -11,8 +11,8 @@
  * train steps of configurations on the same backend are interleaved — a few steps of each in
  * turn, round after round, each turn opening with one untimed step — and every configuration
  * sees the same conditions; ratios between them are then fair even when the absolute figures
- * move. (The pure-JS cpu backend's steps
- * take seconds; its configurations run one after the other.)
+ * move. (The pure-JS cpu backend's steps take seconds, and wasm as shipped ten times longer
+ * than the others: those run one after the other.)
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import {
@@ -289,12 +289,17 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   if (!Number.isInteger(opts.steps) || opts.steps < 1) throw new Error(`runBench: steps must be a positive integer, got ${opts.steps}`);
   const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100);
   // Group by backend in order of first appearance; the primary configuration stays first.
+  // wasm as shipped runs on its own: its 10× longer steps, interleaved, slow down the steps of
+  // the configurations around them (measured: 58 vs 46–49 ms for wasm/ort).
   const groups = new Map<string, BenchConfig[]>();
-  for (const cfg of opts.configs) groups.set(cfg.backend, [...(groups.get(cfg.backend) ?? []), cfg]);
+  for (const cfg of opts.configs) {
+    const key = cfg.gemm === 'shipped' ? `${cfg.backend}/shipped` : cfg.backend;
+    groups.set(key, [...(groups.get(key) ?? []), cfg]);
+  }
   const byLabel = new Map<string, BenchFigures>();
-  for (const [backend, cfgs] of groups) {
+  for (const cfgs of groups.values()) {
     // The pure-JS cpu kernels are far slower: fewer steps, one configuration at a time.
-    const cpu = backend === 'cpu';
+    const cpu = cfgs[0].backend === 'cpu';
     const nSteps = cpu ? Math.min(opts.steps, 3) : opts.steps;
     for (const fig of await benchGroup(cfgs, nSteps, !cpu && cfgs.length > 1, opts)) {
       byLabel.set(fig.label, fig);
