@@ -16,7 +16,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
-import { simdKernelsFor, type SimdKernels } from './wasm-simd';
+import { simdForBackend } from './wasm-simd';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -72,20 +72,6 @@ function scalars(attrs: tf.NamedAttrMap): AdamWScalars {
   return attrs as unknown as AdamWScalars;
 }
 
-/** The SIMD kernels on the wasm backend's own memory (wasm-simd.ts), or null. */
-function simdFor(backend: BackendWasm): SimdKernels | null {
-  if (!useSimd) return null;
-  const memory = (backend as unknown as { wasm?: { asm?: { memory?: unknown } } }).wasm?.asm?.memory;
-  return memory instanceof WebAssembly.Memory ? simdKernelsFor(memory) : null;
-}
-
-let useSimd = true;
-
-/** Turns the wasm SIMD update off (the scalar loop runs instead); for comparisons and tests. */
-export function setAdamwSimd(on: boolean): void {
-  useSimd = on;
-}
-
 function adamwWasm(args: { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: tf.NamedAttrMap }): TensorInfo[] {
   const { inputs, backend } = args;
   const { p, g, m, v } = inputs;
@@ -93,7 +79,7 @@ function adamwWasm(args: { inputs: Record<string, TensorInfo>; backend: BackendW
   // Views after every allocation (an allocation can grow, and so replace, the wasm heap).
   const views = [p, g, m, v, ...outs].map((t) => backend.typedArrayFromHeap(t) as Float32Array);
   const s = scalars(args.attrs);
-  const simd = simdFor(backend);
+  const simd = simdForBackend(backend);
   const n = views[0].length;
   const bulk = simd ? n - (n % 4) : 0;
   if (simd && bulk > 0) {
@@ -162,7 +148,7 @@ export function hostSumOfSquares(x: tf.Tensor): number | null {
   let bulk = 0;
   if (backendName === 'wasm') {
     data = (backend as unknown as BackendWasm).typedArrayFromHeap(x) as Float32Array;
-    const simd = simdFor(backend as unknown as BackendWasm);
+    const simd = simdForBackend(backend);
     if (simd) {
       bulk = data.length - (data.length % 4);
       if (bulk > 0) s = simd.sumsq(data.byteOffset, bulk);

@@ -1,7 +1,7 @@
 /**
- * A tiny WebAssembly module, assembled here byte by byte, that runs the AdamW update and the
- * sum of squares behind gradient norms with 128-bit SIMD directly on the tfjs wasm backend's
- * heap (it imports that backend's WebAssembly.Memory, so no data is copied).
+ * A tiny WebAssembly module, assembled here byte by byte, that runs the AdamW update, the sum
+ * of squares behind gradient norms and RoPE's rotation with 128-bit SIMD directly on the tfjs
+ * wasm backend's heap (it imports that backend's WebAssembly.Memory, so no data is copied).
  *
  * Why: the update touches every parameter every step. A JavaScript loop over the heap runs
  * ≈ 4–5 ns per element here (float32 ↔ float64 conversions, one lane at a time); four lanes of
@@ -16,7 +16,8 @@
 // Value types and instructions used below.
 const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
 const F64_ADD = 0xa0;
-const LOCAL_GET = 0x20, LOCAL_SET = 0x21, I32_CONST = 0x41, I32_ADD = 0x6a, I32_SHL = 0x74, I32_GE_U = 0x4f;
+const LOCAL_GET = 0x20, LOCAL_SET = 0x21, I32_CONST = 0x41, I32_ADD = 0x6a, I32_MUL = 0x6c, I32_SHL = 0x74, I32_GE_U = 0x4f;
+const SELECT = 0x1b;
 const BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b, VOID = 0x40;
 // SIMD instructions: prefix 0xfd, then the opcode as an unsigned LEB128.
 const SIMD = 0xfd;
@@ -132,18 +133,70 @@ function sumsqBody(): number[] {
   return [...uleb(func.length), ...func];
 }
 
-/** The module's bytes: imports env.memory, exports adamw (function 0) and sumsq (function 1). */
-export function adamwModuleBytes(): Uint8Array {
+/**
+ * rotate(x, y, cos, sin: byte offsets, rows, T, H, half: counts) — the pair rotation of RoPE
+ * on x [rows = b·T, H, 2·half] row-major, position of row r = r mod T, tables [T, half]:
+ *   y[i] = x[i]·cos − x[i + half]·sin,   y[i + half] = x[i + half]·cos + x[i]·sin   (i < half)
+ * With the sine negated this is the inverse rotation (the gradient). half must be a multiple
+ * of 4.
+ */
+function rotateBody(): number[] {
+  const X = 0, Y = 1, COS = 2, SIN = 3, ROWS = 4, T = 5, H = 6, HALF = 7;
+  const P = 8, HI = 9, I = 10, XO = 11, TO = 12, TEND = 13, HALFB = 14;
+  const A = 15, B = 16, C = 17, S = 18;
+  const xAt = (extra: number[]) => [...get(X), ...get(XO), I32_ADD, ...extra, ...get(I), I32_ADD];
+  const yAt = (extra: number[]) => [...get(Y), ...get(XO), I32_ADD, ...extra, ...get(I), I32_ADD];
+  const tAt = (base: number) => [...get(base), ...get(TO), I32_ADD, ...get(I), I32_ADD];
+  const hiHalf = [...get(HALFB), I32_ADD];
+  const code = [
+    ...get(HALF), I32_CONST, ...sleb(2), I32_SHL, ...set(HALFB), // half·4 bytes
+    ...get(T), ...get(HALFB), I32_MUL, ...set(TEND), // one table: T·half·4 bytes
+    BLOCK, VOID, LOOP, VOID, // rows
+    ...get(P), ...get(ROWS), I32_GE_U, BR_IF, 1,
+    I32_CONST, 0, ...set(HI),
+    BLOCK, VOID, LOOP, VOID, // heads
+    ...get(HI), ...get(H), I32_GE_U, BR_IF, 1,
+    I32_CONST, 0, ...set(I),
+    BLOCK, VOID, LOOP, VOID, // four pairs at a time
+    ...get(I), ...get(HALFB), I32_GE_U, BR_IF, 1,
+    ...xAt([]), ...load(), ...set(A),
+    ...xAt(hiHalf), ...load(), ...set(B),
+    ...tAt(COS), ...load(), ...set(C),
+    ...tAt(SIN), ...load(), ...set(S),
+    ...yAt([]), ...get(A), ...get(C), ...simd(F32X4_MUL), ...get(B), ...get(S), ...simd(F32X4_MUL), ...simd(F32X4_SUB), ...store(),
+    ...yAt(hiHalf), ...get(B), ...get(C), ...simd(F32X4_MUL), ...get(A), ...get(S), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...store(),
+    ...get(I), I32_CONST, ...sleb(16), I32_ADD, ...set(I),
+    BR, 0,
+    END, END,
+    ...get(XO), ...get(HALFB), I32_CONST, ...sleb(1), I32_SHL, I32_ADD, ...set(XO), // next head row: 2·half·4 bytes
+    ...get(HI), I32_CONST, ...sleb(1), I32_ADD, ...set(HI),
+    BR, 0,
+    END, END,
+    // next position: the table row advances, wrapping at T
+    ...get(TO), ...get(HALFB), I32_ADD, ...set(TO),
+    I32_CONST, 0, ...get(TO), ...get(TO), ...get(TEND), I32_GE_U, SELECT, ...set(TO),
+    ...get(P), I32_CONST, ...sleb(1), I32_ADD, ...set(P),
+    BR, 0,
+    END, END,
+    END,
+  ];
+  const func = [...vec([[...uleb(7), I32], [...uleb(4), V128]]), ...code];
+  return [...uleb(func.length), ...func];
+}
+
+/** The module's bytes: imports env.memory, exports adamw, sumsq and rotate (functions 0–2). */
+export function simdModuleBytes(): Uint8Array {
   const params = [I32, I32, I32, I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, F32];
   const adamwType = [0x60, ...uleb(params.length), ...params, 0x00];
   const sumsqType = [0x60, 2, I32, I32, 1, F64];
+  const rotateType = [0x60, 8, I32, I32, I32, I32, I32, I32, I32, I32, 0];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
-    ...section(1, vec([adamwType, sumsqType])),
+    ...section(1, vec([adamwType, sumsqType, rotateType])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])), // memory, min 0 pages, no max
-    ...section(3, vec([[0x00], [0x01]])),
-    ...section(7, vec([[...name('adamw'), 0x00, 0x00], [...name('sumsq'), 0x00, 0x01]])),
-    ...section(10, vec([adamwBody(), sumsqBody()])),
+    ...section(3, vec([[0x00], [0x01], [0x02]])),
+    ...section(7, vec([[...name('adamw'), 0x00, 0x00], [...name('sumsq'), 0x00, 0x01], [...name('rotate'), 0x00, 0x02]])),
+    ...section(10, vec([adamwBody(), sumsqBody(), rotateBody()])),
   ];
   return Uint8Array.from(bytes);
 }
@@ -156,9 +209,13 @@ export type AdamwSimd = (
 /** Σ x² over n float32 values (n a multiple of 4) at byte offset x, accumulated in float64. */
 export type SumSqSimd = (x: number, n: number) => number;
 
+/** RoPE's pair rotation (see rotateBody): byte offsets x, y, cos, sin; rows, T, H, half. */
+export type RotateSimd = (x: number, y: number, cos: number, sin: number, rows: number, t: number, h: number, half: number) => void;
+
 export interface SimdKernels {
   adamw: AdamwSimd;
   sumsq: SumSqSimd;
+  rotate: RotateSimd;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -171,7 +228,7 @@ const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
 export function simdKernelsFor(memory: WebAssembly.Memory): SimdKernels | null {
   if (compiled === undefined) {
     try {
-      compiled = new WebAssembly.Module(adamwModuleBytes());
+      compiled = new WebAssembly.Module(simdModuleBytes());
     } catch {
       compiled = null;
     }
@@ -180,7 +237,7 @@ export function simdKernelsFor(memory: WebAssembly.Memory): SimdKernels | null {
   let k = instances.get(memory);
   if (!k) {
     const inst = new WebAssembly.Instance(compiled, { env: { memory } });
-    k = { adamw: inst.exports.adamw as AdamwSimd, sumsq: inst.exports.sumsq as SumSqSimd };
+    k = { adamw: inst.exports.adamw as AdamwSimd, sumsq: inst.exports.sumsq as SumSqSimd, rotate: inst.exports.rotate as RotateSimd };
     instances.set(memory, k);
   }
   return k;
@@ -189,4 +246,18 @@ export function simdKernelsFor(memory: WebAssembly.Memory): SimdKernels | null {
 /** The SIMD AdamW update bound to `memory` (see simdKernelsFor). */
 export function adamwSimdFor(memory: WebAssembly.Memory): AdamwSimd | null {
   return simdKernelsFor(memory)?.adamw ?? null;
+}
+
+let simdOn = true;
+
+/** Turns the SIMD kernels off (callers fall back to their scalar or op-by-op paths); for comparisons and tests. */
+export function setSimd(on: boolean): void {
+  simdOn = on;
+}
+
+/** The SIMD kernels on a tfjs wasm backend's own memory, or null (turned off, or not a wasm backend). */
+export function simdForBackend(backend: unknown): SimdKernels | null {
+  if (!simdOn) return null;
+  const memory = (backend as { wasm?: { asm?: { memory?: unknown } } }).wasm?.asm?.memory;
+  return memory instanceof WebAssembly.Memory ? simdKernelsFor(memory) : null;
 }

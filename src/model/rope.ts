@@ -7,6 +7,7 @@
  * Dimension legend: b batch, t tokens, h heads, hd head width.
  */
 import { tf } from '../backend';
+import { ropeKernelAvailable, ropeRotate } from '../backend/rope-kernel';
 
 export class RoPE {
   /** Tables by "t:offset" (plain arrays, not tensors: nothing to dispose, nothing leaks). */
@@ -84,10 +85,11 @@ export class RoPE {
    * 0 are exact, so this equals the split form bit for bit on finite inputs.
    */
   apply<T extends tf.Tensor>(x: T, offset = 0, scale = 1): T {
+    if (x.rank !== 4 || x.shape[3] !== this.headDim) {
+      throw new Error(`RoPE.apply: expected [b, t, h, ${this.headDim}], got [${x.shape}]`);
+    }
+    if (x.dtype === 'float32' && ropeKernelAvailable(this.headDim)) return this.applyKernel(x, offset, scale);
     return tf.tidy(() => {
-      if (x.rank !== 4 || x.shape[3] !== this.headDim) {
-        throw new Error(`RoPE.apply: expected [b, t, h, ${this.headDim}], got [${x.shape}]`);
-      }
       const [, t, heads] = x.shape as number[];
       const hd = this.headDim;
       const { cos, sin } = this.headTables(t, offset, heads, scale);
@@ -98,6 +100,33 @@ export class RoPE {
       const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), r), x.shape); // rotate_half(x)
       return tf.add(tf.mul(x, cosT), tf.mul(rotated, sinT)) as T;
     });
+  }
+
+  /**
+   * The same rotation as one kernel each way (backend/rope-kernel.ts, wasm SIMD): per pair
+   * (x_i, x_{i+hd/2}) at angle θ, forward rotates by θ and the gradient by −θ (a rotation's
+   * transpose is its inverse), both times `scale`.
+   */
+  private applyKernel<T extends tf.Tensor>(x: T, offset: number, scale: number): T {
+    const t = x.shape[1] as number;
+    const half = this.headDim / 2;
+    const { cos, sin } = this.tables(t, offset);
+    // [t, half] tables (the [t, hd] ones repeat each angle in both halves), times scale
+    const c = new Float32Array(t * half), sn = new Float32Array(t * half), negSn = new Float32Array(t * half);
+    for (let p = 0; p < t; p++) {
+      for (let i = 0; i < half; i++) {
+        c[p * half + i] = cos[p * this.headDim + i] * scale;
+        sn[p * half + i] = sin[p * this.headDim + i] * scale;
+        negSn[p * half + i] = -sn[p * half + i];
+      }
+    }
+    const rotate = (v: tf.Tensor, sines: Float32Array) =>
+      tf.tidy(() => ropeRotate(v, tf.tensor2d(c, [t, half]), tf.tensor2d(sines, [t, half])));
+    const f = tf.customGrad(((xIn: tf.Tensor) => ({
+      value: rotate(xIn, sn),
+      gradFunc: (dy: tf.Tensor) => rotate(dy, negSn),
+    })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (v: tf.Tensor) => tf.Tensor;
+    return f(x) as T;
   }
 
   /**

@@ -1,13 +1,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, Rng, tf } from '../../src/backend';
-import { adamwUpdate, setAdamwSimd, type AdamWScalars } from '../../src/backend/fused-adamw';
-import { adamwModuleBytes, adamwSimdFor } from '../../src/backend/wasm-simd';
+import { adamwUpdate, type AdamWScalars } from '../../src/backend/fused-adamw';
+import { adamwSimdFor, setSimd, simdModuleBytes } from '../../src/backend/wasm-simd';
 
 before(async () => {
   await initBackend('wasm');
 });
-after(() => setAdamwSimd(true));
+after(() => setSimd(true));
 
 const S: AdamWScalars = { lr: 0.02, beta1: 0.9, beta2: 0.999, eps: 1e-8, bc1: 1 - 0.9 ** 5, bc2: 1 - 0.999 ** 5, decay: 0.02 * 0.01, gradScale: 0.8 };
 
@@ -25,7 +25,7 @@ function ref(p: number, g: number, m: number, v: number): { out: number[]; mag: 
 }
 
 test('the hand-assembled SIMD module validates and equals the float64 update for every length mod 4', () => {
-  assert.ok(WebAssembly.validate(adamwModuleBytes()));
+  assert.ok(WebAssembly.validate(simdModuleBytes()));
   const memory = new WebAssembly.Memory({ initial: 1 });
   const simd = adamwSimdFor(memory);
   assert.ok(simd, 'this runtime has wasm SIMD');
@@ -61,7 +61,7 @@ test('on wasm the fused update runs the SIMD loop (float32) and agrees with the 
   const mk = (std: number, square = false) => tf.tensor1d(Float32Array.from(rng.normalArray(n, std), (x) => (square ? x * x : x)));
   const [p, g, m, v] = [mk(1), mk(0.1), mk(0.01), mk(0.03, true)];
   const run = (on: boolean) => {
-    setAdamwSimd(on);
+    setSimd(on);
     const out = adamwUpdate(p, g, m, v, S);
     const data = out.map((t) => Float32Array.from(t.dataSync()));
     tf.dispose(out);

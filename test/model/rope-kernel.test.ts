@@ -1,0 +1,62 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { assertNoTensorLeak, initBackend, tf } from '../../src/backend';
+import { ropeKernelAvailable, ropeRotate } from '../../src/backend/rope-kernel';
+import { setSimd } from '../../src/backend/wasm-simd';
+import { RoPE } from '../../src/model/rope';
+import { checkInputGrad, projLoss, randn } from './helpers';
+
+before(async () => {
+  await initBackend('wasm');
+});
+after(() => setSimd(true));
+
+/** RoPE output and its input gradient under a fixed projection, by the kernel or by tfjs ops. */
+function run(useKernel: boolean, hd: number, scale: number): { y: Float32Array; dx: Float32Array } {
+  setSimd(useKernel);
+  try {
+    assert.equal(ropeKernelAvailable(hd), useKernel);
+    const rope = new RoPE(hd);
+    const x = randn([2, 5, 3, hd], 21);
+    const y = tf.tidy(() => rope.apply(x, 3, scale));
+    const dx = tf.grad((v: tf.Tensor) => projLoss(rope.apply(v, 3, scale)))(x);
+    const out = { y: Float32Array.from(y.dataSync()), dx: Float32Array.from(dx.dataSync()) };
+    tf.dispose([x, y, dx]);
+    return out;
+  } finally {
+    setSimd(true);
+  }
+}
+
+test('RoPE kernel (wasm SIMD) equals the tfjs-op rotation: output bit for bit, gradient to rounding', () => {
+  for (const hd of [8, 32]) {
+    for (const scale of [1, 0.125]) {
+      const k = run(true, hd, scale), o = run(false, hd, scale);
+      if (scale === 1) assert.deepEqual(k.y, o.y, `hd ${hd}: forward`);
+      else k.y.forEach((v, i) => assert.ok(Math.abs(v - o.y[i]) <= 1e-6 * (1 + Math.abs(o.y[i])), `hd ${hd} scaled y[${i}]`));
+      k.dx.forEach((v, i) => assert.ok(Math.abs(v - o.dx[i]) <= 1e-5 * (1 + Math.abs(o.dx[i])), `hd ${hd} dx[${i}]: ${v} vs ${o.dx[i]}`));
+    }
+  }
+});
+
+test('RoPE kernel gradient vs central finite differences; no tensor leak', async () => {
+  const rope = new RoPE(8);
+  assert.ok(ropeKernelAvailable(8));
+  const x = randn([2, 4, 2, 8], 5);
+  checkInputGrad(x, (v) => projLoss(rope.apply(v, 1, 0.5)), { directions: 3 });
+  await assertNoTensorLeak(() => {
+    const g = tf.grad((v: tf.Tensor) => projLoss(rope.apply(v, 1, 0.5)))(x);
+    g.dispose();
+  });
+  x.dispose();
+});
+
+test('ropeRotate: shape errors name the table and the expected shape; head widths not a multiple of 8 use tfjs ops', () => {
+  const x = tf.zeros([1, 3, 2, 8]);
+  const bad = tf.zeros([3, 3]);
+  const ok = tf.zeros([3, 4]);
+  assert.throws(() => ropeRotate(x, bad, ok), /cos must be float32 \[3, 4\], got float32 \[3,3\]/);
+  assert.equal(ropeKernelAvailable(4), false);
+  assert.equal(ropeKernelAvailable(12), false);
+  tf.dispose([x, bad, ok]);
+});
