@@ -1,7 +1,8 @@
 /**
  * A tiny WebAssembly module, assembled here byte by byte, that runs the AdamW update, the sum
- * of squares behind gradient norms and RoPE's rotation with 128-bit SIMD directly on the tfjs
- * wasm backend's heap (it imports that backend's WebAssembly.Memory, so no data is copied).
+ * of squares behind gradient norms, RoPE's rotation and RMSNorm (forward and gradient) with
+ * 128-bit SIMD directly on the tfjs wasm backend's heap (it imports that backend's
+ * WebAssembly.Memory, so no data is copied).
  *
  * Why: the update touches every parameter every step. A JavaScript loop over the heap runs
  * ≈ 4–5 ns per element here (float32 ↔ float64 conversions, one lane at a time); four lanes of
@@ -16,6 +17,7 @@
 // Value types and instructions used below.
 const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
 const F64_ADD = 0xa0;
+const F32_CONST = 0x43, F32_LOAD = 0x2a, F32_STORE = 0x38, F32_SQRT = 0x91, F32_ADD = 0x92, F32_DIV = 0x95, F32_CONVERT_I32_U = 0xb3;
 const LOCAL_GET = 0x20, LOCAL_SET = 0x21, I32_CONST = 0x41, I32_ADD = 0x6a, I32_MUL = 0x6c, I32_SHL = 0x74, I32_GE_U = 0x4f;
 const SELECT = 0x1b;
 const BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b, VOID = 0x40;
@@ -23,7 +25,7 @@ const BLOCK = 0x02, LOOP = 0x03, BR = 0x0c, BR_IF = 0x0d, END = 0x0b, VOID = 0x4
 const SIMD = 0xfd;
 const V128_LOAD = 0x00, V128_STORE = 0x0b, F32X4_SPLAT = 0x13;
 const F32X4_SQRT = 0xe3, F32X4_ADD = 0xe4, F32X4_SUB = 0xe5, F32X4_MUL = 0xe6, F32X4_DIV = 0xe7;
-const I8X16_SHUFFLE = 0x0d, F64X2_EXTRACT_LANE = 0x21, F64X2_PROMOTE_LOW_F32X4 = 0x5f, F64X2_ADD = 0xf0, F64X2_MUL = 0xf2;
+const F32X4_EXTRACT_LANE = 0x1f, I8X16_SHUFFLE = 0x0d, F64X2_EXTRACT_LANE = 0x21, F64X2_PROMOTE_LOW_F32X4 = 0x5f, F64X2_ADD = 0xf0, F64X2_MUL = 0xf2;
 
 function uleb(n: number): number[] {
   const out: number[] = [];
@@ -184,19 +186,119 @@ function rotateBody(): number[] {
   return [...uleb(func.length), ...func];
 }
 
-/** The module's bytes: imports env.memory, exports adamw, sumsq and rotate (functions 0–2). */
+/** f32.const 0 splatted: a zero f32x4. */
+const zero4 = () => [F32_CONST, 0, 0, 0, 0, ...simd(F32X4_SPLAT)];
+/** The four lanes of an f32x4 local added into one f32 (left on the stack). */
+const hsum = (v: number) => [
+  ...get(v), ...simd(F32X4_EXTRACT_LANE), 0, ...get(v), ...simd(F32X4_EXTRACT_LANE), 1, F32_ADD,
+  ...get(v), ...simd(F32X4_EXTRACT_LANE), 2, F32_ADD, ...get(v), ...simd(F32X4_EXTRACT_LANE), 3, F32_ADD,
+];
+/** Address of element `row`·4 bytes of a float32 array at pointer local `base`. */
+const rowScalarAt = (base: number, row: number) => [...get(base), ...get(row), I32_CONST, ...sleb(2), I32_SHL, I32_ADD];
+/** A loop over byte offsets j = 0, 16, … < end: `body` runs with j set. */
+const loopBytes = (j: number, end: number, body: number[]) => [
+  I32_CONST, 0, ...set(j),
+  BLOCK, VOID, LOOP, VOID,
+  ...get(j), ...get(end), I32_GE_U, BR_IF, 1,
+  ...body,
+  ...get(j), I32_CONST, ...sleb(16), I32_ADD, ...set(j),
+  BR, 0,
+  END, END,
+];
+/** A loop over rows: `body` runs with row set and xo = row·rowBytes. */
+const loopRows = (row: number, rows: number, xo: number, rowBytes: number, body: number[]) => [
+  BLOCK, VOID, LOOP, VOID,
+  ...get(row), ...get(rows), I32_GE_U, BR_IF, 1,
+  ...body,
+  ...get(xo), ...get(rowBytes), I32_ADD, ...set(xo),
+  ...get(row), I32_CONST, ...sleb(1), I32_ADD, ...set(row),
+  BR, 0,
+  END, END,
+];
+
+/**
+ * rmsFwd(x, w, y, r: byte offsets, rows, d, eps) on x [rows, d] (d a multiple of 4):
+ *   r[row] = 1 / √(Σ x² / d + eps),   y = (x · r[row]) · w
+ */
+function rmsFwdBody(): number[] {
+  const X = 0, W = 1, Y = 2, R = 3, ROWS = 4, D = 5, EPS = 6;
+  const ROW = 7, XO = 8, J = 9, DB = 10, ACC = 11, V = 12, RS = 13, DF = 14, RV = 15;
+  const at = (base: number) => [...get(base), ...get(XO), I32_ADD, ...get(J), I32_ADD];
+  const code = [
+    ...get(D), I32_CONST, ...sleb(2), I32_SHL, ...set(DB),
+    ...get(D), F32_CONVERT_I32_U, ...set(DF),
+    ...loopRows(ROW, ROWS, XO, DB, [
+      ...zero4(), ...set(ACC),
+      ...loopBytes(J, DB, [...at(X), ...load(), ...set(V), ...get(ACC), ...get(V), ...get(V), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...set(ACC)]),
+      F32_CONST, 0, 0, 0x80, 0x3f, // 1.0f
+      ...hsum(ACC), ...get(DF), F32_DIV, ...get(EPS), F32_ADD, F32_SQRT, F32_DIV, ...set(RV),
+      ...rowScalarAt(R, ROW), ...get(RV), F32_STORE, 2, 0,
+      ...get(RV), ...simd(F32X4_SPLAT), ...set(RS),
+      ...loopBytes(J, DB, [
+        ...at(Y), ...at(X), ...load(), ...get(RS), ...simd(F32X4_MUL),
+        ...get(W), ...get(J), I32_ADD, ...load(), ...simd(F32X4_MUL), ...store(),
+      ]),
+    ]),
+    END,
+  ];
+  const func = [...vec([[...uleb(4), I32], [...uleb(3), V128], [...uleb(2), F32]]), ...code];
+  return [...uleb(func.length), ...func];
+}
+
+/**
+ * rmsBwd(dy, x, w, r, dx, dw: byte offsets, rows, d): with xr = x·r[row], g = dy ⊙ w,
+ *   dx = r[row] · (g − xr · mean(g ⊙ xr)),   dw = Σ_rows dy ⊙ xr   (dw is overwritten)
+ */
+function rmsBwdBody(): number[] {
+  const DY = 0, X = 1, W = 2, R = 3, DX = 4, DW = 5, ROWS = 6, D = 7;
+  const ROW = 8, XO = 9, J = 10, DB = 11;
+  const ACC = 12, RS = 13, MS = 14, XR = 15, G = 16, DYV = 17;
+  const DF = 18;
+  const at = (base: number) => [...get(base), ...get(XO), I32_ADD, ...get(J), I32_ADD];
+  const wAt = (base: number) => [...get(base), ...get(J), I32_ADD];
+  // dyv, xr and g for the current four columns
+  const readRow = [
+    ...at(DY), ...load(), ...set(DYV),
+    ...at(X), ...load(), ...get(RS), ...simd(F32X4_MUL), ...set(XR),
+    ...get(DYV), ...wAt(W), ...load(), ...simd(F32X4_MUL), ...set(G),
+  ];
+  const code = [
+    ...get(D), I32_CONST, ...sleb(2), I32_SHL, ...set(DB),
+    ...get(D), F32_CONVERT_I32_U, ...set(DF),
+    ...loopBytes(J, DB, [...wAt(DW), ...zero4(), ...store()]),
+    ...loopRows(ROW, ROWS, XO, DB, [
+      ...rowScalarAt(R, ROW), F32_LOAD, 2, 0, ...simd(F32X4_SPLAT), ...set(RS),
+      ...zero4(), ...set(ACC),
+      ...loopBytes(J, DB, [...readRow, ...get(ACC), ...get(G), ...get(XR), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...set(ACC)]),
+      ...hsum(ACC), ...get(DF), F32_DIV, ...simd(F32X4_SPLAT), ...set(MS),
+      ...loopBytes(J, DB, [
+        ...readRow,
+        ...at(DX), ...get(RS), ...get(G), ...get(XR), ...get(MS), ...simd(F32X4_MUL), ...simd(F32X4_SUB), ...simd(F32X4_MUL), ...store(),
+        ...wAt(DW), ...wAt(DW), ...load(), ...get(DYV), ...get(XR), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...store(),
+      ]),
+    ]),
+    END,
+  ];
+  const func = [...vec([[...uleb(4), I32], [...uleb(6), V128], [...uleb(1), F32]]), ...code];
+  return [...uleb(func.length), ...func];
+}
+
+/** The module's bytes: imports env.memory, exports adamw, sumsq, rotate, rmsFwd, rmsBwd (functions 0–4). */
 export function simdModuleBytes(): Uint8Array {
   const params = [I32, I32, I32, I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, F32];
   const adamwType = [0x60, ...uleb(params.length), ...params, 0x00];
   const sumsqType = [0x60, 2, I32, I32, 1, F64];
   const rotateType = [0x60, 8, I32, I32, I32, I32, I32, I32, I32, I32, 0];
+  const rmsFwdType = [0x60, 7, I32, I32, I32, I32, I32, I32, F32, 0];
+  const rmsBwdType = [0x60, 8, I32, I32, I32, I32, I32, I32, I32, I32, 0];
+  const exports = ['adamw', 'sumsq', 'rotate', 'rmsFwd', 'rmsBwd'];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
-    ...section(1, vec([adamwType, sumsqType, rotateType])),
+    ...section(1, vec([adamwType, sumsqType, rotateType, rmsFwdType, rmsBwdType])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])), // memory, min 0 pages, no max
-    ...section(3, vec([[0x00], [0x01], [0x02]])),
-    ...section(7, vec([[...name('adamw'), 0x00, 0x00], [...name('sumsq'), 0x00, 0x01], [...name('rotate'), 0x00, 0x02]])),
-    ...section(10, vec([adamwBody(), sumsqBody(), rotateBody()])),
+    ...section(3, vec(exports.map((_, i) => [i]))), // function i has type i
+    ...section(7, vec(exports.map((e, i) => [...name(e), 0x00, i]))),
+    ...section(10, vec([adamwBody(), sumsqBody(), rotateBody(), rmsFwdBody(), rmsBwdBody()])),
   ];
   return Uint8Array.from(bytes);
 }
@@ -212,10 +314,17 @@ export type SumSqSimd = (x: number, n: number) => number;
 /** RoPE's pair rotation (see rotateBody): byte offsets x, y, cos, sin; rows, T, H, half. */
 export type RotateSimd = (x: number, y: number, cos: number, sin: number, rows: number, t: number, h: number, half: number) => void;
 
+/** RMSNorm forward (see rmsFwdBody): byte offsets x, w, y, r; rows, d; eps. */
+export type RmsFwdSimd = (x: number, w: number, y: number, r: number, rows: number, d: number, eps: number) => void;
+/** RMSNorm gradient (see rmsBwdBody): byte offsets dy, x, w, r, dx, dw; rows, d. */
+export type RmsBwdSimd = (dy: number, x: number, w: number, r: number, dx: number, dw: number, rows: number, d: number) => void;
+
 export interface SimdKernels {
   adamw: AdamwSimd;
   sumsq: SumSqSimd;
   rotate: RotateSimd;
+  rmsFwd: RmsFwdSimd;
+  rmsBwd: RmsBwdSimd;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -237,7 +346,11 @@ export function simdKernelsFor(memory: WebAssembly.Memory): SimdKernels | null {
   let k = instances.get(memory);
   if (!k) {
     const inst = new WebAssembly.Instance(compiled, { env: { memory } });
-    k = { adamw: inst.exports.adamw as AdamwSimd, sumsq: inst.exports.sumsq as SumSqSimd, rotate: inst.exports.rotate as RotateSimd };
+    const e = inst.exports;
+    k = {
+      adamw: e.adamw as AdamwSimd, sumsq: e.sumsq as SumSqSimd, rotate: e.rotate as RotateSimd,
+      rmsFwd: e.rmsFwd as RmsFwdSimd, rmsBwd: e.rmsBwd as RmsBwdSimd,
+    };
     instances.set(memory, k);
   }
   return k;

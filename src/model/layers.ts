@@ -8,6 +8,7 @@
  * input and the store's variables (safe inside tf.tidy and tf.variableGrads).
  */
 import { tf } from '../backend';
+import { rmsNormBackward, rmsNormForward, rmsNormKernelAvailable } from '../backend/rmsnorm-kernel';
 import type { ParamStore } from './params';
 
 /** Standard deviation used for weight init when a config does not say. */
@@ -125,6 +126,15 @@ function customGrad2(f: TwoInputGrad): (a: tf.Tensor, b: tf.Tensor) => tf.Tensor
 function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
   const axis = x.rank - 1;
   const d = x.shape[axis];
+  if (x.dtype === 'float32' && rmsNormKernelAvailable(d)) {
+    // wasm: one SIMD kernel each way (backend/rmsnorm-kernel.ts), the same formulas.
+    const k = customGrad2((xIn, w, save) => {
+      const [y, r] = rmsNormForward(xIn, w, eps);
+      save([xIn, w, r]);
+      return { value: y, gradFunc: (dy, [sx, sw, sr]) => rmsNormBackward(dy, sx, sw, sr) };
+    });
+    return k(x, weight);
+  }
   const f = customGrad2((xIn, w, save) => {
     const r = tf.rsqrt(tf.add(tf.mean(tf.square(xIn), axis, true), eps)); // [..., 1]
     const xr = tf.mul(xIn, r); // [..., d]

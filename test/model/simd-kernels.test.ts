@@ -4,6 +4,9 @@ import { assertNoTensorLeak, initBackend, tf } from '../../src/backend';
 import { ropeKernelAvailable, ropeRotate } from '../../src/backend/rope-kernel';
 import { setSimd } from '../../src/backend/wasm-simd';
 import { RoPE } from '../../src/model/rope';
+import { RMSNorm } from '../../src/model/layers';
+import { ParamStore } from '../../src/model/params';
+import { rmsNormKernelAvailable } from '../../src/backend/rmsnorm-kernel';
 import { checkInputGrad, projLoss, randn } from './helpers';
 
 before(async () => {
@@ -59,4 +62,48 @@ test('ropeRotate: shape errors name the table and the expected shape; head width
   assert.equal(ropeKernelAvailable(4), false);
   assert.equal(ropeKernelAvailable(12), false);
   tf.dispose([x, bad, ok]);
+});
+
+/** RMSNorm output, input gradient and weight gradient, by the kernel or by tfjs ops. */
+function runRms(useKernel: boolean, d: number): { y: Float32Array; dx: Float32Array; dw: Float32Array } {
+  setSimd(useKernel);
+  try {
+    assert.equal(rmsNormKernelAvailable(d), useKernel);
+    const s = new ParamStore(3);
+    const norm = new RMSNorm(s, 'n', d);
+    tf.tidy(() => norm.weight.assign(tf.add(1, tf.mul(0.3, randn([d], 8)))));
+    const x = randn([2, 5, d], 13);
+    const y = tf.tidy(() => norm.apply(x));
+    const { grads } = tf.variableGrads(() => projLoss(norm.apply(x)), [norm.weight]);
+    const dx = tf.grad((v: tf.Tensor) => projLoss(norm.apply(v)))(x);
+    const out = { y: Float32Array.from(y.dataSync()), dx: Float32Array.from(dx.dataSync()), dw: Float32Array.from(grads[norm.weight.name].dataSync()) };
+    tf.dispose([x, y, dx, ...Object.values(grads)]);
+    s.dispose();
+    return out;
+  } finally {
+    setSimd(true);
+  }
+}
+
+test('RMSNorm kernel (wasm SIMD) equals the tfjs-op RMSNorm: output and both gradients to float32 rounding', () => {
+  for (const d of [4, 16, 128]) {
+    const k = runRms(true, d), o = runRms(false, d);
+    for (const key of ['y', 'dx', 'dw'] as const) {
+      k[key].forEach((v, i) => assert.ok(Math.abs(v - o[key][i]) <= 2e-5 * (1 + Math.abs(o[key][i])), `d ${d} ${key}[${i}]: ${v} vs ${o[key][i]}`));
+    }
+  }
+});
+
+test('RMSNorm kernel: no tensor leak across forward and backward', async () => {
+  const s = new ParamStore(1);
+  const norm = new RMSNorm(s, 'n', 8);
+  const x = randn([3, 8], 2);
+  assert.ok(rmsNormKernelAvailable(8));
+  await assertNoTensorLeak(() => {
+    const { value, grads } = tf.variableGrads(() => projLoss(norm.apply(x)), [norm.weight]);
+    value.dispose();
+    Object.values(grads).forEach((g) => g.dispose());
+  });
+  x.dispose();
+  s.dispose();
 });
