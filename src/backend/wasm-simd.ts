@@ -1,7 +1,7 @@
 /**
  * A tiny WebAssembly module, assembled here byte by byte, that runs the AdamW update, the sum
- * of squares behind gradient norms, RoPE's rotation and RMSNorm (forward and gradient) with
- * 128-bit SIMD directly on the tfjs wasm backend's heap (it imports that backend's
+ * of squares behind gradient norms, RoPE's rotation, RMSNorm and the SwiGLU gate (forward
+ * and gradient) with 128-bit SIMD directly on the tfjs wasm backend's heap (it imports that backend's
  * WebAssembly.Memory, so no data is copied).
  *
  * Why: the update touches every parameter every step. A JavaScript loop over the heap runs
@@ -283,7 +283,52 @@ function rmsBwdBody(): number[] {
   return [...uleb(func.length), ...func];
 }
 
-/** The module's bytes: imports env.memory, exports adamw, sumsq, rotate, rmsFwd, rmsBwd (functions 0–4). */
+/** A loop over n elements (n a multiple of 4) in 16-byte steps; `body` reads the offset local. */
+function elementwise(nParam: number, off: number, end: number, body: number[]): number[] {
+  return [...get(nParam), I32_CONST, ...sleb(2), I32_SHL, ...set(end), ...loopBytes(off, end, body)];
+}
+
+/** gateFwd(g, s, u, y: byte offsets, n): y = (g·s)·u — the SwiGLU gate given s = σ(g). */
+function gateFwdBody(): number[] {
+  const G = 0, S = 1, U = 2, Y = 3, N = 4, OFF = 5, END_ = 6;
+  const at = (base: number) => [...get(base), ...get(OFF), I32_ADD];
+  const code = [
+    ...elementwise(N, OFF, END_, [
+      ...at(Y), ...at(G), ...load(), ...at(S), ...load(), ...simd(F32X4_MUL), ...at(U), ...load(), ...simd(F32X4_MUL), ...store(),
+    ]),
+    END,
+  ];
+  const func = [...vec([[...uleb(2), I32]]), ...code];
+  return [...uleb(func.length), ...func];
+}
+
+/**
+ * gateBwd(dy, g, u, s, dg, du: byte offsets, n): with a = g·s,
+ *   du = dy·a,   dg = (dy·u)·(s·(1 + g − a))      (d(g·σ(g))/dg = s·(1 + g − a))
+ */
+function gateBwdBody(): number[] {
+  const DY = 0, G = 1, U = 2, S = 3, DG = 4, DU = 5, N = 6, OFF = 7, END_ = 8;
+  const DYV = 9, GV = 10, SV = 11, A = 12, ONE = 13;
+  const at = (base: number) => [...get(base), ...get(OFF), I32_ADD];
+  const code = [
+    F32_CONST, 0, 0, 0x80, 0x3f, ...simd(F32X4_SPLAT), ...set(ONE),
+    ...elementwise(N, OFF, END_, [
+      ...at(DY), ...load(), ...set(DYV),
+      ...at(G), ...load(), ...set(GV),
+      ...at(S), ...load(), ...set(SV),
+      ...get(GV), ...get(SV), ...simd(F32X4_MUL), ...set(A),
+      ...at(DU), ...get(DYV), ...get(A), ...simd(F32X4_MUL), ...store(),
+      ...at(DG), ...get(DYV), ...at(U), ...load(), ...simd(F32X4_MUL),
+      ...get(SV), ...get(ONE), ...get(GV), ...simd(F32X4_ADD), ...get(A), ...simd(F32X4_SUB), ...simd(F32X4_MUL),
+      ...simd(F32X4_MUL), ...store(),
+    ]),
+    END,
+  ];
+  const func = [...vec([[...uleb(2), I32], [...uleb(5), V128]]), ...code];
+  return [...uleb(func.length), ...func];
+}
+
+/** The module's bytes: imports env.memory, exports the kernels below (function i has type i). */
 export function simdModuleBytes(): Uint8Array {
   const params = [I32, I32, I32, I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, F32];
   const adamwType = [0x60, ...uleb(params.length), ...params, 0x00];
@@ -291,14 +336,16 @@ export function simdModuleBytes(): Uint8Array {
   const rotateType = [0x60, 8, I32, I32, I32, I32, I32, I32, I32, I32, 0];
   const rmsFwdType = [0x60, 7, I32, I32, I32, I32, I32, I32, F32, 0];
   const rmsBwdType = [0x60, 8, I32, I32, I32, I32, I32, I32, I32, I32, 0];
-  const exports = ['adamw', 'sumsq', 'rotate', 'rmsFwd', 'rmsBwd'];
+  const gateFwdType = [0x60, 5, I32, I32, I32, I32, I32, 0];
+  const gateBwdType = [0x60, 7, I32, I32, I32, I32, I32, I32, I32, 0];
+  const exports = ['adamw', 'sumsq', 'rotate', 'rmsFwd', 'rmsBwd', 'gateFwd', 'gateBwd'];
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
-    ...section(1, vec([adamwType, sumsqType, rotateType, rmsFwdType, rmsBwdType])),
+    ...section(1, vec([adamwType, sumsqType, rotateType, rmsFwdType, rmsBwdType, gateFwdType, gateBwdType])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])), // memory, min 0 pages, no max
     ...section(3, vec(exports.map((_, i) => [i]))), // function i has type i
     ...section(7, vec(exports.map((e, i) => [...name(e), 0x00, i]))),
-    ...section(10, vec([adamwBody(), sumsqBody(), rotateBody(), rmsFwdBody(), rmsBwdBody()])),
+    ...section(10, vec([adamwBody(), sumsqBody(), rotateBody(), rmsFwdBody(), rmsBwdBody(), gateFwdBody(), gateBwdBody()])),
   ];
   return Uint8Array.from(bytes);
 }
@@ -319,12 +366,19 @@ export type RmsFwdSimd = (x: number, w: number, y: number, r: number, rows: numb
 /** RMSNorm gradient (see rmsBwdBody): byte offsets dy, x, w, r, dx, dw; rows, d. */
 export type RmsBwdSimd = (dy: number, x: number, w: number, r: number, dx: number, dw: number, rows: number, d: number) => void;
 
+/** SwiGLU gate forward (see gateFwdBody): byte offsets g, s, u, y; n elements. */
+export type GateFwdSimd = (g: number, s: number, u: number, y: number, n: number) => void;
+/** SwiGLU gate gradient (see gateBwdBody): byte offsets dy, g, u, s, dg, du; n elements. */
+export type GateBwdSimd = (dy: number, g: number, u: number, s: number, dg: number, du: number, n: number) => void;
+
 export interface SimdKernels {
   adamw: AdamwSimd;
   sumsq: SumSqSimd;
   rotate: RotateSimd;
   rmsFwd: RmsFwdSimd;
   rmsBwd: RmsBwdSimd;
+  gateFwd: GateFwdSimd;
+  gateBwd: GateBwdSimd;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -350,6 +404,7 @@ export function simdKernelsFor(memory: WebAssembly.Memory): SimdKernels | null {
     k = {
       adamw: e.adamw as AdamwSimd, sumsq: e.sumsq as SumSqSimd, rotate: e.rotate as RotateSimd,
       rmsFwd: e.rmsFwd as RmsFwdSimd, rmsBwd: e.rmsBwd as RmsBwdSimd,
+      gateFwd: e.gateFwd as GateFwdSimd, gateBwd: e.gateBwd as GateBwdSimd,
     };
     instances.set(memory, k);
   }

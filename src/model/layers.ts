@@ -9,6 +9,7 @@
  */
 import { tf } from '../backend';
 import { rmsNormBackward, rmsNormForward, rmsNormKernelAvailable } from '../backend/rmsnorm-kernel';
+import { gateBackward, gateForward, gateKernelAvailable } from '../backend/gate-kernel';
 import type { ParamStore } from './params';
 
 /** Standard deviation used for weight init when a config does not say. */
@@ -227,6 +228,15 @@ export class SwiGLUMLP {
  * where the automatic gradient takes about twelve.
  */
 export function siluGate(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  if (g.dtype === 'float32' && u.dtype === 'float32' && gateKernelAvailable()) {
+    // wasm: σ by tfjs, the rest one SIMD kernel each way (backend/gate-kernel.ts).
+    const k = customGrad2((gIn, uIn, save) => {
+      const sg = tf.sigmoid(gIn);
+      save([gIn, uIn, sg]);
+      return { value: gateForward(gIn, sg, uIn), gradFunc: (dy, [sg0, su, ss]) => gateBackward(dy, sg0, su, ss) };
+    });
+    return k(g, u);
+  }
   const f = customGrad2((gIn, uIn, save) => {
     const sg = tf.sigmoid(gIn);
     const a = tf.mul(gIn, sg);

@@ -4,7 +4,8 @@ import { assertNoTensorLeak, initBackend, tf } from '../../src/backend';
 import { ropeKernelAvailable, ropeRotate } from '../../src/backend/rope-kernel';
 import { setSimd } from '../../src/backend/wasm-simd';
 import { RoPE } from '../../src/model/rope';
-import { RMSNorm } from '../../src/model/layers';
+import { RMSNorm, siluGate } from '../../src/model/layers';
+import { gateKernelAvailable } from '../../src/backend/gate-kernel';
 import { ParamStore } from '../../src/model/params';
 import { rmsNormKernelAvailable } from '../../src/backend/rmsnorm-kernel';
 import { checkInputGrad, projLoss, randn } from './helpers';
@@ -106,4 +107,35 @@ test('RMSNorm kernel: no tensor leak across forward and backward', async () => {
   });
   x.dispose();
   s.dispose();
+});
+
+test('SwiGLU gate kernel (wasm SIMD) equals the tfjs-op gate: output and both gradients, any length', () => {
+  const run = (useKernel: boolean, shape: number[]) => {
+    setSimd(useKernel);
+    try {
+      assert.equal(gateKernelAvailable(), useKernel);
+      const g = randn(shape, 31, 2), u = randn(shape, 32);
+      const y = tf.tidy(() => siluGate(g, u));
+      const [dg, du] = tf.grads((a: tf.Tensor, b: tf.Tensor) => projLoss(siluGate(a, b)))([g, u]);
+      const out = [y, dg, du].map((t) => Float32Array.from(t.dataSync()));
+      tf.dispose([g, u, y, dg, du]);
+      return out;
+    } finally {
+      setSimd(true);
+    }
+  };
+  for (const shape of [[2, 3, 8], [3, 5, 7]]) { // 105 elements: a SIMD bulk and a scalar tail
+    const k = run(true, shape), o = run(false, shape);
+    ['y', 'dg', 'du'].forEach((name, j) =>
+      k[j].forEach((v, i) => assert.ok(Math.abs(v - o[j][i]) <= 1e-5 * (1 + Math.abs(o[j][i])), `[${shape}] ${name}[${i}]: ${v} vs ${o[j][i]}`)));
+  }
+});
+
+test('SwiGLU gate kernel gradient vs central finite differences', () => {
+  assert.ok(gateKernelAvailable());
+  const u = randn([2, 3, 8], 40);
+  const g = randn([2, 3, 8], 41, 1.5);
+  checkInputGrad(g, (v) => projLoss(siluGate(v, u)), { directions: 3 });
+  checkInputGrad(u, (v) => projLoss(siluGate(g, v)), { directions: 3 });
+  tf.dispose([g, u]);
 });
