@@ -7,3 +7,4 @@ export { assertNoTensorLeak } from './leak';
 export { gemmInfo, ortAvailable, setGemm, setOrtThreads, defaultOrtThreads, setGemmMinFlops, resetGemmStats, GEMM_NAMES, DEFAULT_MIN_FLOPS } from './gemm';
 export type { GemmName, GemmInfo } from './gemm';
 export { WASM_THREADS_FINDINGS, setTransposeWrapper, transposeWrapperEnabled } from './wasm-kernels';
+export { setSimd, simdEnabled } from './wasm-simd';

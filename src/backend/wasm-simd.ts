@@ -416,7 +416,19 @@ export function adamwSimdFor(memory: WebAssembly.Memory): AdamwSimd | null {
   return simdKernelsFor(memory)?.adamw ?? null;
 }
 
-let simdOn = true;
+/** NOTELLM2_SIMD=0 turns the SIMD kernels off (1, the default, leaves them on). */
+function simdFromEnv(): boolean {
+  const v = (process.env.NOTELLM2_SIMD ?? '').trim();
+  if (v !== '' && v !== '0' && v !== '1') throw new Error(`NOTELLM2_SIMD must be 1 or 0, got "${v}"`);
+  return v !== '0';
+}
+
+let simdOn = simdFromEnv();
+
+/** Whether the SIMD kernels are switched on (they also need a wasm backend to run). */
+export function simdEnabled(): boolean {
+  return simdOn;
+}
 
 /** Turns the SIMD kernels off (callers fall back to their scalar or op-by-op paths); for comparisons and tests. */
 export function setSimd(on: boolean): void {

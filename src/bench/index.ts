@@ -16,9 +16,12 @@
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import {
-  defaultOrtThreads, gemmInfo, initBackend, resetGemmStats, setGemm, setOrtThreads, setTransposeWrapper, tf, Rng,
-  WASM_THREADS_FINDINGS, type GemmInfo,
+  defaultOrtThreads, gemmInfo, initBackend, resetGemmStats, setGemm, setOrtThreads, setSimd, setTransposeWrapper, simdEnabled,
+  tf, Rng, WASM_THREADS_FINDINGS, type GemmInfo,
 } from '../backend';
+
+/** Whether the SIMD kernels were on when this module loaded (NOTELLM2_SIMD): restored after each group. */
+const simdDefault = simdEnabled();
 import { ReferenceStack, type ReferenceDims } from './reference';
 
 export type BenchGemm = 'ort' | 'backend' | 'shipped';
@@ -33,11 +36,14 @@ export interface BenchConfig {
   gemm: BenchGemm;
   /** ONNX Runtime intra-op threads for gemm "ort" (default: defaultOrtThreads()). */
   ortThreads?: number;
+  /** false: the wasm SIMD kernels (AdamW, RMSNorm, RoPE, SwiGLU gate) off, tfjs ops instead. Default on. */
+  simd?: boolean;
 }
 
-/** "wasm/ort", or "wasm/ort:1t" when the configuration fixes ORT's thread count. */
+/** "wasm/ort"; ":1t" when the configuration fixes ORT's thread count, ":no-simd" without the SIMD kernels. */
 export function configLabel(c: BenchConfig): string {
-  return `${c.backend}/${c.gemm}${c.gemm === 'ort' && c.ortThreads !== undefined ? `:${c.ortThreads}t` : ''}`;
+  const threads = c.gemm === 'ort' && c.ortThreads !== undefined ? `:${c.ortThreads}t` : '';
+  return `${c.backend}/${c.gemm}${threads}${c.simd === false ? ':no-simd' : ''}`;
 }
 
 export interface MatMulFigure {
@@ -136,6 +142,7 @@ async function activate(cfg: BenchConfig): Promise<GemmInfo> {
   const info = setGemm(cfg.gemm === 'ort' ? 'ort' : 'backend');
   setTransposeWrapper(cfg.gemm !== 'shipped');
   if (cfg.gemm === 'ort') setOrtThreads(cfg.ortThreads ?? defaultOrtThreads());
+  setSimd(cfg.simd ?? simdDefault);
   return info;
 }
 
@@ -271,6 +278,7 @@ async function benchGroup(
   }
   setTransposeWrapper(true);
   setOrtThreads();
+  setSimd(simdDefault);
   resetGemmStats();
   return figs;
 }

@@ -3,7 +3,7 @@
  * chosen backend and GEMM, and, unless --no-compare, the other configurations beside it.
  */
 import type { Command } from 'commander';
-import { defaultOrtThreads, initBackend, gemmInfo, ortAvailable } from '../backend';
+import { defaultOrtThreads, initBackend, gemmInfo, ortAvailable, simdEnabled } from '../backend';
 import { configLabel, formatBench, runBench, type BenchConfig, type BenchGemm } from '../bench';
 
 const BACKENDS = ['wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
@@ -44,6 +44,8 @@ export function registerBench(program: Command): void {
           add({ backend: 'wasm', gemm: 'ort' });
           // ORT on one thread beside the default pool: what the extra threads buy here.
           if (defaultOrtThreads() > 1) add({ backend: 'wasm', gemm: 'ort', ortThreads: 1 });
+          // and without the SIMD kernels: what they buy.
+          if (simdEnabled()) add({ backend: 'wasm', gemm: 'ort', simd: false });
           add({ backend: 'wasm', gemm: 'backend' });
           add({ backend: 'wasm', gemm: 'shipped' });
           add({ backend: 'cpu', gemm: 'ort' });

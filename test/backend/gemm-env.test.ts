@@ -49,3 +49,14 @@ test('an unknown NOTELLM2_GEMM is an error that lists the valid values', () => {
   assert.equal(r.status, 2);
   assert.match(r.err, /"blas" is not one of ort, backend, auto/);
 });
+
+test('NOTELLM2_SIMD=0 turns the SIMD kernels off; a bad value is an error naming the variable', () => {
+  const off = runChild({ NOTELLM2_SIMD: '0' });
+  assert.equal(off.status, 0, off.err);
+  assert.equal(JSON.parse(off.out.trim().split('\n').pop() as string).simd, false);
+  const on = runChild({ NOTELLM2_SIMD: '' });
+  assert.equal(JSON.parse(on.out.trim().split('\n').pop() as string).simd, true);
+  const bad = runChild({ NOTELLM2_SIMD: '7' });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.err, /NOTELLM2_SIMD must be 1 or 0, got "7"/);
+});
