@@ -1,17 +1,19 @@
 /**
  * A tiny WebAssembly module, assembled here byte by byte, that runs the AdamW update, the sum
- * of squares behind gradient norms, RoPE's rotation, RMSNorm and the SwiGLU gate (forward
- * and gradient) with 128-bit SIMD directly on the tfjs wasm backend's heap (it imports that backend's
- * WebAssembly.Memory, so no data is copied).
+ * of squares behind gradient norms, RoPE's rotation, RMSNorm and the SwiGLU gate (forward and
+ * gradient) with 128-bit SIMD directly on the tfjs wasm backend's heap: it imports that
+ * backend's WebAssembly.Memory, so no data is copied.
  *
- * Why: the update touches every parameter every step. A JavaScript loop over the heap runs
- * ≈ 4–5 ns per element here (float32 ↔ float64 conversions, one lane at a time); four lanes of
- * float32 arithmetic per instruction run it several times faster. The arithmetic is float32
- * throughout, as in tfjs's own op-by-op update.
+ * Why: these are element-wise passes over every parameter or activation, each written with
+ * tfjs as several kernels (a dispatch and a full pass over memory each). A JavaScript loop over
+ * the heap runs ≈ 4–5 ns per element here (float32 ↔ float64 conversions, one lane at a
+ * time); four float32 lanes per instruction in one pass run several times faster. The
+ * arithmetic is float32, as in tfjs's own ops.
  *
  * Encoding follows the WebAssembly core and SIMD specifications (binary format): section
- * ids, LEB128 integers, opcodes below. The module is validated when it is compiled; the tests
- * compare its results with the float64 reference on every length modulo 4.
+ * ids, LEB128 integers, the opcodes below. The module is validated when it is compiled; the
+ * tests compare every function with a float64 reference or the op-by-op tfjs path, on lengths
+ * with and without a remainder modulo 4 and on unaligned offsets.
  */
 
 // Value types and instructions used below.
