@@ -9,25 +9,22 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Rng, initBackend, tf } from '../backend';
-import { loadDataset } from '../data/loaders';
-import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
+import { Rng, tf } from '../backend';
+import type { TextTokenizer } from '../data/tokenizer';
 import type { Dataset, Note } from '../data/schema';
 import type { ParamStore } from '../model/params';
-import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from '../model/config';
+import type { ResolvedModelConfig } from '../model/config';
 import type { NoteLLM2Model } from '../model/notellm2';
 import type { PromptEncoder } from '../model/batch';
-import { loadCheckpoint, readJsonFile, writeJsonAtomic } from '../model/checkpoint';
-import { resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
+import { readJsonFile, writeJsonAtomic } from '../model/checkpoint';
+import { resolveTrainConfig, type ResolvedTrainConfig } from '../train/config';
 import { buildInputs, type RepresentationBatch, type VisionSource } from '../train/representation';
 import { computeSaliency, type ModalitySaliencyLayer } from '../eval/saliency';
-import { buildVariantModel } from './variant';
-
-export type CheckpointKind = 'best' | 'last';
+import { CHECKPOINT_CHOICES, restoreVariant, type CheckpointChoice } from './restore';
 
 export interface LoadVariantOptions {
   /** Which checkpoint: 'best' (lowest validation loss, the default) or 'last'. */
-  checkpoint?: CheckpointKind;
+  checkpoint?: CheckpointChoice;
   /** Override (or supply, for runs whose config.json predates the field) the dataset folder. */
   datasetDir?: string;
   /** Override (or supply) the tokenizer file. */
@@ -55,72 +52,43 @@ export interface TrainedVariant {
 }
 
 /** Checkpoint folder of a variant in a run. */
-export function variantCheckpointDir(runDir: string, name: string, seed: number, kind: CheckpointKind = 'best'): string {
+export function variantCheckpointDir(runDir: string, name: string, seed: number, kind: CheckpointChoice = 'best'): string {
   return join(resolve(runDir), 'checkpoints', `${name}-s${seed}`, kind);
 }
 
-function field<T>(config: Record<string, unknown>, key: string, file: string, check: (v: unknown) => boolean, expected: string): T {
-  const v = config[key];
-  if (!check(v)) throw new Error(`${file}: field "${key}" must be ${expected}, got ${JSON.stringify(v)}`);
-  return v as T;
-}
-
 /**
- * Loads a trained variant of a run: its checkpoint, the dataset and tokenizer it was trained
- * on (paths from the checkpoint's config.json), the model with every parameter restored.
+ * Loads a trained variant of a run (restoreVariant on its checkpoint folder, images decoded
+ * on demand): the dataset and tokenizer it was trained on, the model with every parameter
+ * restored.
  */
 export async function loadTrainedVariant(runDir: string, name: string, seed: number, opts: LoadVariantOptions = {}): Promise<TrainedVariant> {
-  await initBackend();
   const kind = opts.checkpoint ?? 'best';
-  if (kind !== 'best' && kind !== 'last') throw new Error(`checkpoint must be one of best, last; got "${kind as string}"`);
+  if (!CHECKPOINT_CHOICES.includes(kind)) throw new Error(`checkpoint must be one of ${CHECKPOINT_CHOICES.join(', ')}; got "${kind as string}"`);
   const dir = variantCheckpointDir(runDir, name, seed, kind);
   if (!existsSync(dir)) {
     const root = join(resolve(runDir), 'checkpoints');
     const have = existsSync(root) ? readdirSync(root).join(', ') : '(no checkpoints folder)';
     throw new Error(`${dir}: no such checkpoint; the run holds: ${have}`);
   }
-  const ck = await loadCheckpoint(dir);
-  const file = join(dir, 'config.json');
-  if (!ck.config || typeof ck.config !== 'object') throw new Error(`${file}: expected an object { model, train, preset, name, datasetDir, tokenizerPath }`);
-  const config = ck.config as Record<string, unknown>;
-  const isObj = (v: unknown) => !!v && typeof v === 'object';
-  const isStr = (v: unknown) => typeof v === 'string' && v.length > 0;
-  const model = field<ModelConfig>(config, 'model', file, isObj, 'a model configuration object');
-  const trainRaw = field<TrainConfig>(config, 'train', file, isObj, 'a train configuration object');
-  const preset = field<string>(config, 'preset', file, isStr, 'a preset name');
-  const missing = (key: string) =>
-    `${file}: field "${key}" is missing (the run was written before checkpoints recorded it); pass ${key} explicitly`;
-  const datasetDir = opts.datasetDir ?? (isStr(config.datasetDir) ? (config.datasetDir as string) : undefined);
-  const tokenizerPath = opts.tokenizerPath ?? (isStr(config.tokenizerPath) ? (config.tokenizerPath as string) : undefined);
-  if (!datasetDir) throw new Error(missing('datasetDir'));
-  if (!tokenizerPath) throw new Error(missing('tokenizerPath'));
-
-  const { dataset } = await loadDataset(datasetDir, { images: 'exists' });
-  const tokenizer = loadTokenizer(tokenizerPath);
-  const modelCfg = resolveModelConfig(model, tokenizer.vocabSize);
-  if (modelCfg.lm.vocabSize !== tokenizer.vocabSize) {
-    throw new Error(`${file}: model.lm.vocabSize is ${modelCfg.lm.vocabSize} but the tokenizer ${tokenizerPath} has ${tokenizer.vocabSize} tokens`);
-  }
-  const trainCfg = resolveTrainConfig(trainRaw);
-  // No notes read up front: images are decoded on demand by `batch` (a frozen tower included).
-  const { model: net, store, encoder, vision, images } = await buildVariantModel({ model: modelCfg, train: trainCfg, seed, dataset, tokenizer, from: { weights: ck.weights } });
+  const v = await restoreVariant(dir, { dataset: opts.datasetDir, tokenizer: opts.tokenizerPath, imagesOnDemand: true });
+  const train = resolveTrainConfig(v.config.train);
   return {
     name,
-    preset,
+    preset: v.config.preset,
     seed,
-    dir,
-    config: { model: modelCfg, train: trainCfg },
-    model: net,
-    store,
-    encoder,
-    tokenizer,
-    dataset,
-    vision,
+    dir: v.dir,
+    config: { model: v.config.model, train },
+    model: v.model,
+    store: v.store,
+    encoder: v.encoder,
+    tokenizer: v.tokenizer,
+    dataset: v.dataset,
+    vision: v.vision,
     async batch(notes) {
-      if (images) await images.load(notes.map((n) => n.id));
-      return buildInputs(net, encoder, vision, notes);
+      if (v.images) await v.images.load(notes.map((n) => n.id));
+      return buildInputs(v.model, v.encoder, v.vision, notes);
     },
-    dispose: () => store.dispose(),
+    dispose: () => v.dispose(),
   };
 }
 
@@ -158,7 +126,7 @@ export interface RunSaliencyOptions {
   seed?: number;
   /** Seed of the test-pair sample (default 0; the same pairs for every variant). */
   sampleSeed?: number;
-  checkpoint?: CheckpointKind;
+  checkpoint?: CheckpointChoice;
   datasetDir?: string;
   tokenizerPath?: string;
   /** Write or update `<run>/saliency.json`. Defaults to true. */

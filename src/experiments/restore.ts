@@ -19,6 +19,7 @@ import { loadDataset } from '../data/loaders';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
 import { evaluationSubsets } from '../data/splits';
 import type { Dataset, Note } from '../data/schema';
+import type { ImageStore } from '../data/images';
 import type { ParamStore } from '../model/params';
 import type { ResolvedModelConfig } from '../model/config';
 import type { NoteLLM2Model } from '../model/notellm2';
@@ -97,6 +98,12 @@ export interface RestoreOptions {
    * features are computed too), or a function of the loaded dataset giving them.
    */
   extraNotes?: readonly string[] | ((dataset: Dataset) => readonly string[]);
+  /**
+   * Read no images up front: they are decoded on demand (load them into `images` before
+   * building inputs), the vision tower runs on them directly. For analyses of a few batches
+   * (saliency), where computing every run note's features first would be wasted.
+   */
+  imagesOnDemand?: boolean;
 }
 
 export interface RestoredVariant {
@@ -109,6 +116,8 @@ export interface RestoredVariant {
   encoder: PromptEncoder;
   dataset: Dataset;
   vision: VisionSource;
+  /** The image store behind `vision` (null without a vision tower). */
+  images: ImageStore | null;
   /** Frees the model's tensors. */
   dispose(): void;
 }
@@ -140,15 +149,15 @@ export async function restoreVariant(path: string, opts: RestoreOptions = {}): P
   // same encoder batch as during the run (and the recall matches bit for bit); notes asked for
   // beyond those are appended after them.
   let visionNotes: string[] | undefined;
-  if (config.model.earlyFusion || config.model.lateFusion) {
+  if (!opts.imagesOnDemand && (config.model.earlyFusion || config.model.lateFusion)) {
     // The model has a vision tower (NoteLLM2Model builds one for either fusion).
     const extra = typeof opts.extraNotes === 'function' ? opts.extraNotes(dataset) : opts.extraNotes ?? [];
     visionNotes = [...new Set([...runNoteIds(dataset), ...extra])];
     for (const id of visionNotes) if (!dataset.notes.has(id)) throw new Error(`restoreVariant: note "${id}" is not in the dataset ${datasetDir}`);
   }
   // Strict: every parameter of the model (vision tower included) and τ come from the checkpoint.
-  const { model, store, encoder, vision } = await buildVariantModel({ model: config.model, train, seed: train.seed, dataset, tokenizer, from: { weights: ckpt.weights }, visionNotes });
-  return { dir, config, model, store, tokenizer, encoder, dataset, vision, dispose: () => store.dispose() };
+  const { model, store, encoder, vision, images } = await buildVariantModel({ model: config.model, train, seed: train.seed, dataset, tokenizer, from: { weights: ckpt.weights }, visionNotes });
+  return { dir, config, model, store, tokenizer, encoder, dataset, vision, images, dispose: () => store.dispose() };
 }
 
 export interface RestoredEvaluation {
