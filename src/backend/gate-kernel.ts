@@ -9,7 +9,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
-import { simdForBackend } from './wasm-simd';
+import { registerWasmKernel, requireSimd, simdActive } from './wasm-simd';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: BackendWasm };
@@ -19,18 +19,12 @@ const BACKWARD = 'NoteLLM2GateBwd';
 
 /** Whether the kernels run here. */
 export function gateKernelAvailable(): boolean {
-  return tf.getBackend() === 'wasm' && simdForBackend(tf.backend()) !== null;
-}
-
-function simdOf(backend: BackendWasm) {
-  const simd = simdForBackend(backend);
-  if (!simd) throw new Error('gate-kernel: wasm SIMD is not available (check gateKernelAvailable first)');
-  return simd;
+  return simdActive();
 }
 
 function forwardWasm({ inputs, backend }: KernelArgs): TensorInfo {
   const { g, s, u } = inputs;
-  const simd = simdOf(backend);
+  const simd = requireSimd(backend, 'gate-kernel');
   const y = backend.makeOutput(g.shape, 'float32');
   const [gv, sv, uv, yv] = [g, s, u, y].map((t) => backend.typedArrayFromHeap(t) as Float32Array);
   const n = gv.length, bulk = n - (n % 4);
@@ -41,7 +35,7 @@ function forwardWasm({ inputs, backend }: KernelArgs): TensorInfo {
 
 function backwardWasm({ inputs, backend }: KernelArgs): TensorInfo[] {
   const { dy, g, u, s } = inputs;
-  const simd = simdOf(backend);
+  const simd = requireSimd(backend, 'gate-kernel');
   const dg = backend.makeOutput(g.shape, 'float32');
   const du = backend.makeOutput(g.shape, 'float32');
   const [dyv, gv, uv, sv, dgv, duv] = [dy, g, u, s, dg, du].map((t) => backend.typedArrayFromHeap(t) as Float32Array);
@@ -62,11 +56,8 @@ function check(...ts: tf.Tensor[]): void {
     }
   }
   if (!gateKernelAvailable()) throw new Error(`gate kernel: not available on backend "${tf.getBackend()}"`);
-  for (const [kernelName, fn] of [[FORWARD, forwardWasm], [BACKWARD, backwardWasm]] as const) {
-    if (!tf.getKernel(kernelName, 'wasm')) {
-      tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelConfig['kernelFunc'] });
-    }
-  }
+  registerWasmKernel(FORWARD, forwardWasm);
+  registerWasmKernel(BACKWARD, backwardWasm);
 }
 
 /** y = (g·s)·u with s = σ(g). */

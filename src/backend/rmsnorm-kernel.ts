@@ -10,7 +10,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
-import { simdForBackend } from './wasm-simd';
+import { registerWasmKernel, requireSimd, simdActive } from './wasm-simd';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: tf.NamedAttrMap };
@@ -20,20 +20,14 @@ const BACKWARD = 'NoteLLM2RmsNormGrad';
 
 /** Whether the kernels run here for width d. */
 export function rmsNormKernelAvailable(d: number): boolean {
-  return tf.getBackend() === 'wasm' && d % 4 === 0 && d > 0 && simdForBackend(tf.backend()) !== null;
-}
-
-function kernels(backend: BackendWasm) {
-  const simd = simdForBackend(backend);
-  if (!simd) throw new Error('rmsnorm-kernel: wasm SIMD is not available (check rmsNormKernelAvailable first)');
-  return simd;
+  return d % 4 === 0 && d > 0 && simdActive();
 }
 
 function forwardWasm({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const { x, w } = inputs;
   const d = x.shape[x.shape.length - 1];
   const rows = tf.util.sizeFromShape(x.shape) / d;
-  const simd = kernels(backend);
+  const simd = requireSimd(backend, 'rmsnorm-kernel');
   const y = backend.makeOutput(x.shape, 'float32');
   const r = backend.makeOutput([...x.shape.slice(0, -1), 1], 'float32');
   const [xv, wv, yv, rv] = [x, w, y, r].map((t) => backend.typedArrayFromHeap(t) as Float32Array);
@@ -45,7 +39,7 @@ function backwardWasm({ inputs, backend }: KernelArgs): TensorInfo[] {
   const { dy, x, w, r } = inputs;
   const d = x.shape[x.shape.length - 1];
   const rows = tf.util.sizeFromShape(x.shape) / d;
-  const simd = kernels(backend);
+  const simd = requireSimd(backend, 'rmsnorm-kernel');
   const dx = backend.makeOutput(x.shape, 'float32');
   const dw = backend.makeOutput([d], 'float32');
   const [dyv, xv, wv, rv, dxv, dwv] = [dy, x, w, r, dx, dw].map((t) => backend.typedArrayFromHeap(t) as Float32Array);
@@ -53,20 +47,13 @@ function backwardWasm({ inputs, backend }: KernelArgs): TensorInfo[] {
   return [dx, dw];
 }
 
-function register(): void {
-  for (const [kernelName, fn] of [[FORWARD, forwardWasm], [BACKWARD, backwardWasm]] as const) {
-    if (!tf.getKernel(kernelName, 'wasm')) {
-      tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelConfig['kernelFunc'] });
-    }
-  }
-}
-
 function check(x: tf.Tensor, w: tf.Tensor): number {
   const d = x.shape[x.rank - 1];
   if (x.dtype !== 'float32' || w.dtype !== 'float32') throw new Error(`rmsNorm kernel: x and w must be float32, got ${x.dtype}, ${w.dtype}`);
   if (w.rank !== 1 || w.shape[0] !== d) throw new Error(`rmsNorm kernel: w must be [${d}], got [${w.shape}]`);
   if (!rmsNormKernelAvailable(d)) throw new Error(`rmsNorm kernel: not available on backend "${tf.getBackend()}" for width ${d}`);
-  register();
+  registerWasmKernel(FORWARD, forwardWasm);
+  registerWasmKernel(BACKWARD, backwardWasm);
   return d;
 }
 

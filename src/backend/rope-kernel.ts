@@ -10,7 +10,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { tf } from './tf';
-import { simdForBackend } from './wasm-simd';
+import { registerWasmKernel, requireSimd, simdActive } from './wasm-simd';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -18,15 +18,14 @@ export const ROPE_KERNEL = 'NoteLLM2RopeRotate';
 
 /** Whether the rotation kernel runs here for this head width. */
 export function ropeKernelAvailable(headDim: number): boolean {
-  return tf.getBackend() === 'wasm' && headDim % 8 === 0 && simdForBackend(tf.backend()) !== null;
+  return headDim % 8 === 0 && simdActive();
 }
 
 function rotateWasm(args: { inputs: Record<string, TensorInfo>; backend: BackendWasm }): TensorInfo {
   const { inputs, backend } = args;
   const { x, cos, sin } = inputs;
   const [b, t, h, hd] = x.shape;
-  const simd = simdForBackend(backend);
-  if (!simd) throw new Error('rope-kernel: wasm SIMD is not available (check ropeKernelAvailable first)');
+  const simd = requireSimd(backend, 'rope-kernel');
   const out = backend.makeOutput(x.shape, 'float32');
   // Views after the allocation (it can grow, and so replace, the wasm heap).
   const [xv, ov, cv, sv] = [x, out, cos, sin].map((u) => backend.typedArrayFromHeap(u) as Float32Array);
@@ -47,8 +46,6 @@ export function ropeRotate(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Ten
     }
   }
   if (!ropeKernelAvailable(hd)) throw new Error(`ropeRotate: not available on backend "${tf.getBackend()}" for head width ${hd}`);
-  if (!tf.getKernel(ROPE_KERNEL, 'wasm')) {
-    tf.registerKernel({ kernelName: ROPE_KERNEL, backendName: 'wasm', kernelFunc: rotateWasm as unknown as tf.KernelConfig['kernelFunc'] });
-  }
+  registerWasmKernel(ROPE_KERNEL, rotateWasm);
   return tf.engine().runKernel(ROPE_KERNEL, { x, cos, sin }, {}) as tf.Tensor;
 }

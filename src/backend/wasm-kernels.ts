@@ -17,7 +17,7 @@
  * 3. Copy kernels `Slice`, `SplitV`, `Concat`, `GatherV2` and `Identity`. tfjs's wasm versions are written
  *    in JS and (a) read the whole input through `readSync`, which copies it off the heap before
  *    every slice, and (b) copy row by row through `subarray` views, which costs an allocation per
- *    row — RoPE's split/concat of [b, t, h, hd] along hd makes thousands of 16-float rows.
+ *    row — a split or concat of [b, t, h, hd] along hd makes thousands of short rows.
  *    These versions read the heap in place, copy short runs with plain loops, and make
  *    Identity share the buffer (reference-counted, as Reshape does) instead of copying.
  *

@@ -16,6 +16,8 @@
  * with and without a remainder modulo 4 and on unaligned offsets.
  */
 
+import { tf } from './tf';
+
 // Value types and instructions used below.
 const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
 const F64_ADD = 0xa0;
@@ -63,131 +65,6 @@ const set = (i: number) => [LOCAL_SET, ...uleb(i)];
 const load = () => [...simd(V128_LOAD), 0, 0];
 const store = () => [...simd(V128_STORE), 0, 0];
 
-/**
- * adamw(p, g, m, v, p1, m1, v1: byte offsets, n: elements (a multiple of 4),
- *       gradScale, beta1, 1 − beta1, beta2, 1 − beta2, 1/bc2, eps, lr/bc1, 1 − lr·wd: f32)
- *   g ← gradScale·g;  m1 = beta1·m + (1 − beta1)·g;  v1 = beta2·v + (1 − beta2)·g²
- *   p1 = (1 − lr·wd)·p − (lr/bc1)·m1 / (√(v1/bc2) + eps)
- */
-function adamwBody(): number[] {
-  // params 0–7 i32 pointers and n; 8–16 f32 scalars. locals: 17 offset, 18 end (i32);
-  // 19–27 the scalars splatted to f32x4; 28 g, 29 m1, 30 v1 (v128).
-  const [P, G, M, V, P1, M1, V1, N] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const OFF = 17, END_ = 18;
-  const [GS, B1, C1, B2, C2, IB2, EPS, STEP, KEEP] = [19, 20, 21, 22, 23, 24, 25, 26, 27];
-  const GI = 28, MI = 29, VI = 30;
-  const at = (base: number) => [...get(base), ...get(OFF), I32_ADD];
-  const code: number[] = [
-    ...get(N), I32_CONST, ...sleb(2), I32_SHL, ...set(END_), // end = 4·n bytes
-  ];
-  for (let k = 0; k < 9; k++) code.push(...get(8 + k), ...simd(F32X4_SPLAT), ...set(GS + k));
-  code.push(
-    BLOCK, VOID, LOOP, VOID,
-    ...get(OFF), ...get(END_), I32_GE_U, BR_IF, 1,
-    // g·gradScale
-    ...at(G), ...load(), ...get(GS), ...simd(F32X4_MUL), ...set(GI),
-    // m1 = beta1·m + (1 − beta1)·g
-    ...at(M), ...load(), ...get(B1), ...simd(F32X4_MUL), ...get(GI), ...get(C1), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...set(MI),
-    // v1 = beta2·v + (1 − beta2)·g²
-    ...at(V), ...load(), ...get(B2), ...simd(F32X4_MUL), ...get(GI), ...get(GI), ...simd(F32X4_MUL), ...get(C2), ...simd(F32X4_MUL),
-    ...simd(F32X4_ADD), ...set(VI),
-    ...at(M1), ...get(MI), ...store(),
-    ...at(V1), ...get(VI), ...store(),
-    // p1 = keep·p − step·m1 / (√(v1·invBc2) + eps)
-    ...at(P1),
-    ...at(P), ...load(), ...get(KEEP), ...simd(F32X4_MUL),
-    ...get(MI), ...get(STEP), ...simd(F32X4_MUL),
-    ...get(VI), ...get(IB2), ...simd(F32X4_MUL), ...simd(F32X4_SQRT), ...get(EPS), ...simd(F32X4_ADD),
-    ...simd(F32X4_DIV), ...simd(F32X4_SUB), ...store(),
-    ...get(OFF), I32_CONST, ...sleb(16), I32_ADD, ...set(OFF),
-    BR, 0,
-    END, END,
-    END,
-  );
-  const locals = vec([[...uleb(2), I32], [...uleb(12), V128]]);
-  const func = [...locals, ...code];
-  return [...uleb(func.length), ...func];
-}
-
-/**
- * sumsq(x: byte offset, n: elements, a multiple of 4) → Σ x² in float64: each group of four
- * float32 values is widened to two float64 pairs (the high pair shuffled down first), squared
- * and added to two float64x2 accumulators.
- */
-function sumsqBody(): number[] {
-  const X = 0, N = 1, OFF = 2, END_ = 3, V = 4, ACC = 5, ACC2 = 6, Y = 7;
-  const highToLow = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
-  const code = [
-    ...get(N), I32_CONST, ...sleb(2), I32_SHL, ...set(END_),
-    BLOCK, VOID, LOOP, VOID,
-    ...get(OFF), ...get(END_), I32_GE_U, BR_IF, 1,
-    ...get(X), ...get(OFF), I32_ADD, ...load(), ...set(V),
-    ...get(V), ...simd(F64X2_PROMOTE_LOW_F32X4), ...set(Y),
-    ...get(ACC), ...get(Y), ...get(Y), ...simd(F64X2_MUL), ...simd(F64X2_ADD), ...set(ACC),
-    ...get(V), ...get(V), ...simd(I8X16_SHUFFLE), ...highToLow, ...simd(F64X2_PROMOTE_LOW_F32X4), ...set(Y),
-    ...get(ACC2), ...get(Y), ...get(Y), ...simd(F64X2_MUL), ...simd(F64X2_ADD), ...set(ACC2),
-    ...get(OFF), I32_CONST, ...sleb(16), I32_ADD, ...set(OFF),
-    BR, 0,
-    END, END,
-    ...get(ACC), ...get(ACC2), ...simd(F64X2_ADD), ...set(ACC),
-    ...get(ACC), ...simd(F64X2_EXTRACT_LANE), 0, ...get(ACC), ...simd(F64X2_EXTRACT_LANE), 1, F64_ADD,
-    END,
-  ];
-  const func = [...vec([[...uleb(2), I32], [...uleb(4), V128]]), ...code];
-  return [...uleb(func.length), ...func];
-}
-
-/**
- * rotate(x, y, cos, sin: byte offsets, rows, T, H, half: counts) — the pair rotation of RoPE
- * on x [rows = b·T, H, 2·half] row-major, position of row r = r mod T, tables [T, half]:
- *   y[i] = x[i]·cos − x[i + half]·sin,   y[i + half] = x[i + half]·cos + x[i]·sin   (i < half)
- * With the sine negated this is the inverse rotation (the gradient). half must be a multiple
- * of 4.
- */
-function rotateBody(): number[] {
-  const X = 0, Y = 1, COS = 2, SIN = 3, ROWS = 4, T = 5, H = 6, HALF = 7;
-  const P = 8, HI = 9, I = 10, XO = 11, TO = 12, TEND = 13, HALFB = 14;
-  const A = 15, B = 16, C = 17, S = 18;
-  const xAt = (extra: number[]) => [...get(X), ...get(XO), I32_ADD, ...extra, ...get(I), I32_ADD];
-  const yAt = (extra: number[]) => [...get(Y), ...get(XO), I32_ADD, ...extra, ...get(I), I32_ADD];
-  const tAt = (base: number) => [...get(base), ...get(TO), I32_ADD, ...get(I), I32_ADD];
-  const hiHalf = [...get(HALFB), I32_ADD];
-  const code = [
-    ...get(HALF), I32_CONST, ...sleb(2), I32_SHL, ...set(HALFB), // half·4 bytes
-    ...get(T), ...get(HALFB), I32_MUL, ...set(TEND), // one table: T·half·4 bytes
-    BLOCK, VOID, LOOP, VOID, // rows
-    ...get(P), ...get(ROWS), I32_GE_U, BR_IF, 1,
-    I32_CONST, 0, ...set(HI),
-    BLOCK, VOID, LOOP, VOID, // heads
-    ...get(HI), ...get(H), I32_GE_U, BR_IF, 1,
-    I32_CONST, 0, ...set(I),
-    BLOCK, VOID, LOOP, VOID, // four pairs at a time
-    ...get(I), ...get(HALFB), I32_GE_U, BR_IF, 1,
-    ...xAt([]), ...load(), ...set(A),
-    ...xAt(hiHalf), ...load(), ...set(B),
-    ...tAt(COS), ...load(), ...set(C),
-    ...tAt(SIN), ...load(), ...set(S),
-    ...yAt([]), ...get(A), ...get(C), ...simd(F32X4_MUL), ...get(B), ...get(S), ...simd(F32X4_MUL), ...simd(F32X4_SUB), ...store(),
-    ...yAt(hiHalf), ...get(B), ...get(C), ...simd(F32X4_MUL), ...get(A), ...get(S), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...store(),
-    ...get(I), I32_CONST, ...sleb(16), I32_ADD, ...set(I),
-    BR, 0,
-    END, END,
-    ...get(XO), ...get(HALFB), I32_CONST, ...sleb(1), I32_SHL, I32_ADD, ...set(XO), // next head row: 2·half·4 bytes
-    ...get(HI), I32_CONST, ...sleb(1), I32_ADD, ...set(HI),
-    BR, 0,
-    END, END,
-    // next position: the table row advances, wrapping at T
-    ...get(TO), ...get(HALFB), I32_ADD, ...set(TO),
-    I32_CONST, 0, ...get(TO), ...get(TO), ...get(TEND), I32_GE_U, SELECT, ...set(TO),
-    ...get(P), I32_CONST, ...sleb(1), I32_ADD, ...set(P),
-    BR, 0,
-    END, END,
-    END,
-  ];
-  const func = [...vec([[...uleb(7), I32], [...uleb(4), V128]]), ...code];
-  return [...uleb(func.length), ...func];
-}
-
 /** f32.const 0 splatted: a zero f32x4. */
 const zero4 = () => [F32_CONST, 0, 0, 0, 0, ...simd(F32X4_SPLAT)];
 /** The four lanes of an f32x4 local added into one f32 (left on the stack). */
@@ -218,6 +95,123 @@ const loopRows = (row: number, rows: number, xo: number, rowBytes: number, body:
   END, END,
 ];
 
+/** A loop over n elements (n a multiple of 4) in 16-byte steps; `body` reads the offset local. */
+function elementwise(nParam: number, off: number, end: number, body: number[]): number[] {
+  return [...get(nParam), I32_CONST, ...sleb(2), I32_SHL, ...set(end), ...loopBytes(off, end, body)];
+}
+
+/** A function body: its locals as [count, type] groups, then the code (ending in END). */
+const funcBody = (locals: Array<[number, number]>, code: number[]) => {
+  const func = [...vec(locals.map(([n, t]) => [...uleb(n), t])), ...code];
+  return [...uleb(func.length), ...func];
+};
+
+/**
+ * adamw(p, g, m, v, p1, m1, v1: byte offsets, n: elements (a multiple of 4),
+ *       gradScale, beta1, 1 − beta1, beta2, 1 − beta2, 1/bc2, eps, lr/bc1, 1 − lr·wd: f32)
+ *   g ← gradScale·g;  m1 = beta1·m + (1 − beta1)·g;  v1 = beta2·v + (1 − beta2)·g²
+ *   p1 = (1 − lr·wd)·p − (lr/bc1)·m1 / (√(v1/bc2) + eps)
+ */
+function adamwBody(): number[] {
+  // params 0–7 i32 pointers and n; 8–16 f32 scalars. locals: 17 offset, 18 end (i32);
+  // 19–27 the scalars splatted to f32x4; 28 g, 29 m1, 30 v1 (v128).
+  const [P, G, M, V, P1, M1, V1, N] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const OFF = 17, END_ = 18;
+  const [GS, B1, C1, B2, C2, IB2, EPS, STEP, KEEP] = [19, 20, 21, 22, 23, 24, 25, 26, 27];
+  const GI = 28, MI = 29, VI = 30;
+  const at = (base: number) => [...get(base), ...get(OFF), I32_ADD];
+  const splats: number[] = [];
+  for (let k = 0; k < 9; k++) splats.push(...get(8 + k), ...simd(F32X4_SPLAT), ...set(GS + k));
+  const code = [
+    ...splats,
+    ...elementwise(N, OFF, END_, [
+      // g·gradScale
+      ...at(G), ...load(), ...get(GS), ...simd(F32X4_MUL), ...set(GI),
+      // m1 = beta1·m + (1 − beta1)·g
+      ...at(M), ...load(), ...get(B1), ...simd(F32X4_MUL), ...get(GI), ...get(C1), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...set(MI),
+      // v1 = beta2·v + (1 − beta2)·g²
+      ...at(V), ...load(), ...get(B2), ...simd(F32X4_MUL), ...get(GI), ...get(GI), ...simd(F32X4_MUL), ...get(C2), ...simd(F32X4_MUL),
+      ...simd(F32X4_ADD), ...set(VI),
+      ...at(M1), ...get(MI), ...store(),
+      ...at(V1), ...get(VI), ...store(),
+      // p1 = keep·p − step·m1 / (√(v1·invBc2) + eps)
+      ...at(P1),
+      ...at(P), ...load(), ...get(KEEP), ...simd(F32X4_MUL),
+      ...get(MI), ...get(STEP), ...simd(F32X4_MUL),
+      ...get(VI), ...get(IB2), ...simd(F32X4_MUL), ...simd(F32X4_SQRT), ...get(EPS), ...simd(F32X4_ADD),
+      ...simd(F32X4_DIV), ...simd(F32X4_SUB), ...store(),
+    ]),
+    END,
+  ];
+  return funcBody([[2, I32], [12, V128]], code);
+}
+
+/**
+ * sumsq(x: byte offset, n: elements, a multiple of 4) → Σ x² in float64: each group of four
+ * float32 values is widened to two float64 pairs (the high pair shuffled down first), squared
+ * and added to two float64x2 accumulators.
+ */
+function sumsqBody(): number[] {
+  const X = 0, N = 1, OFF = 2, END_ = 3, V = 4, ACC = 5, ACC2 = 6, Y = 7;
+  const highToLow = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
+  const code = [
+    ...elementwise(N, OFF, END_, [
+      ...get(X), ...get(OFF), I32_ADD, ...load(), ...set(V),
+      ...get(V), ...simd(F64X2_PROMOTE_LOW_F32X4), ...set(Y),
+      ...get(ACC), ...get(Y), ...get(Y), ...simd(F64X2_MUL), ...simd(F64X2_ADD), ...set(ACC),
+      ...get(V), ...get(V), ...simd(I8X16_SHUFFLE), ...highToLow, ...simd(F64X2_PROMOTE_LOW_F32X4), ...set(Y),
+      ...get(ACC2), ...get(Y), ...get(Y), ...simd(F64X2_MUL), ...simd(F64X2_ADD), ...set(ACC2),
+    ]),
+    ...get(ACC), ...get(ACC2), ...simd(F64X2_ADD), ...set(ACC),
+    ...get(ACC), ...simd(F64X2_EXTRACT_LANE), 0, ...get(ACC), ...simd(F64X2_EXTRACT_LANE), 1, F64_ADD,
+    END,
+  ];
+  return funcBody([[2, I32], [4, V128]], code);
+}
+
+/**
+ * rotate(x, y, cos, sin: byte offsets, rows, T, H, half: counts) — the pair rotation of RoPE
+ * on x [rows = b·T, H, 2·half] row-major, position of row r = r mod T, tables [T, half]:
+ *   y[i] = x[i]·cos − x[i + half]·sin,   y[i + half] = x[i + half]·cos + x[i]·sin   (i < half)
+ * With the sine negated this is the inverse rotation (the gradient). half must be a multiple
+ * of 4.
+ */
+function rotateBody(): number[] {
+  const X = 0, Y = 1, COS = 2, SIN = 3, ROWS = 4, T = 5, H = 6, HALF = 7;
+  const P = 8, HI = 9, I = 10, XO = 11, TO = 12, TEND = 13, HALFB = 14, HEADB = 15;
+  const A = 16, B = 17, C = 18, S = 19;
+  const xAt = (extra: number[]) => [...get(X), ...get(XO), I32_ADD, ...extra, ...get(I), I32_ADD];
+  const yAt = (extra: number[]) => [...get(Y), ...get(XO), I32_ADD, ...extra, ...get(I), I32_ADD];
+  const tAt = (base: number) => [...get(base), ...get(TO), I32_ADD, ...get(I), I32_ADD];
+  const hiHalf = [...get(HALFB), I32_ADD];
+  const code = [
+    ...get(HALF), I32_CONST, ...sleb(2), I32_SHL, ...set(HALFB), // half·4 bytes
+    ...get(HALFB), I32_CONST, ...sleb(1), I32_SHL, ...set(HEADB), // one head row: 2·half·4 bytes
+    ...get(T), ...get(HALFB), I32_MUL, ...set(TEND), // one table: T·half·4 bytes
+    BLOCK, VOID, LOOP, VOID, // positions
+    ...get(P), ...get(ROWS), I32_GE_U, BR_IF, 1,
+    I32_CONST, 0, ...set(HI),
+    ...loopRows(HI, H, XO, HEADB, [
+      ...loopBytes(I, HALFB, [ // four pairs at a time
+        ...xAt([]), ...load(), ...set(A),
+        ...xAt(hiHalf), ...load(), ...set(B),
+        ...tAt(COS), ...load(), ...set(C),
+        ...tAt(SIN), ...load(), ...set(S),
+        ...yAt([]), ...get(A), ...get(C), ...simd(F32X4_MUL), ...get(B), ...get(S), ...simd(F32X4_MUL), ...simd(F32X4_SUB), ...store(),
+        ...yAt(hiHalf), ...get(B), ...get(C), ...simd(F32X4_MUL), ...get(A), ...get(S), ...simd(F32X4_MUL), ...simd(F32X4_ADD), ...store(),
+      ]),
+    ]),
+    // next position: the table row advances, wrapping at T
+    ...get(TO), ...get(HALFB), I32_ADD, ...set(TO),
+    I32_CONST, 0, ...get(TO), ...get(TO), ...get(TEND), I32_GE_U, SELECT, ...set(TO),
+    ...get(P), I32_CONST, ...sleb(1), I32_ADD, ...set(P),
+    BR, 0,
+    END, END,
+    END,
+  ];
+  return funcBody([[8, I32], [4, V128]], code);
+}
+
 /**
  * rmsFwd(x, w, y, r: byte offsets, rows, d, eps) on x [rows, d] (d a multiple of 4):
  *   r[row] = 1 / √(Σ x² / d + eps),   y = (x · r[row]) · w
@@ -243,8 +237,7 @@ function rmsFwdBody(): number[] {
     ]),
     END,
   ];
-  const func = [...vec([[...uleb(4), I32], [...uleb(3), V128], [...uleb(2), F32]]), ...code];
-  return [...uleb(func.length), ...func];
+  return funcBody([[4, I32], [3, V128], [2, F32]], code);
 }
 
 /**
@@ -281,13 +274,7 @@ function rmsBwdBody(): number[] {
     ]),
     END,
   ];
-  const func = [...vec([[...uleb(4), I32], [...uleb(6), V128], [...uleb(1), F32]]), ...code];
-  return [...uleb(func.length), ...func];
-}
-
-/** A loop over n elements (n a multiple of 4) in 16-byte steps; `body` reads the offset local. */
-function elementwise(nParam: number, off: number, end: number, body: number[]): number[] {
-  return [...get(nParam), I32_CONST, ...sleb(2), I32_SHL, ...set(end), ...loopBytes(off, end, body)];
+  return funcBody([[4, I32], [6, V128], [1, F32]], code);
 }
 
 /** gateFwd(g, s, u, y: byte offsets, n): y = (g·s)·u — the SwiGLU gate given s = σ(g). */
@@ -300,8 +287,7 @@ function gateFwdBody(): number[] {
     ]),
     END,
   ];
-  const func = [...vec([[...uleb(2), I32]]), ...code];
-  return [...uleb(func.length), ...func];
+  return funcBody([[2, I32]], code);
 }
 
 /**
@@ -326,8 +312,7 @@ function gateBwdBody(): number[] {
     ]),
     END,
   ];
-  const func = [...vec([[...uleb(2), I32], [...uleb(5), V128]]), ...code];
-  return [...uleb(func.length), ...func];
+  return funcBody([[2, I32], [5, V128]], code);
 }
 
 /** The module's bytes: imports env.memory, exports the kernels below (function i has type i). */
@@ -413,11 +398,6 @@ export function simdKernelsFor(memory: WebAssembly.Memory): SimdKernels | null {
   return k;
 }
 
-/** The SIMD AdamW update bound to `memory` (see simdKernelsFor). */
-export function adamwSimdFor(memory: WebAssembly.Memory): AdamwSimd | null {
-  return simdKernelsFor(memory)?.adamw ?? null;
-}
-
 /** NOTELLM2_SIMD=0 turns the SIMD kernels off (1, the default, leaves them on). */
 function simdFromEnv(): boolean {
   const v = (process.env.NOTELLM2_SIMD ?? '').trim();
@@ -442,4 +422,23 @@ export function simdForBackend(backend: unknown): SimdKernels | null {
   if (!simdOn) return null;
   const memory = (backend as { wasm?: { asm?: { memory?: unknown } } }).wasm?.asm?.memory;
   return memory instanceof WebAssembly.Memory ? simdKernelsFor(memory) : null;
+}
+
+/** Whether the SIMD kernels run on the active tfjs backend (wasm, switched on, compiled). */
+export function simdActive(): boolean {
+  return tf.getBackend() === 'wasm' && simdForBackend(tf.backend()) !== null;
+}
+
+/** The SIMD kernels of a wasm backend inside a kernel; an error naming `who` when they are off. */
+export function requireSimd(backend: unknown, who: string): SimdKernels {
+  const simd = simdForBackend(backend);
+  if (!simd) throw new Error(`${who}: wasm SIMD is not available (check the kernel's availability first)`);
+  return simd;
+}
+
+/** Registers a tfjs kernel on the wasm backend, once. */
+export function registerWasmKernel(kernelName: string, kernelFunc: unknown): void {
+  if (!tf.getKernel(kernelName, 'wasm')) {
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as tf.KernelConfig['kernelFunc'] });
+  }
 }

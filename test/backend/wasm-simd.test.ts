@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, Rng, tf } from '../../src/backend';
 import { adamwUpdate, type AdamWScalars } from '../../src/backend/fused-adamw';
-import { adamwSimdFor, setSimd, simdModuleBytes } from '../../src/backend/wasm-simd';
+import { setSimd, simdKernelsFor, simdModuleBytes } from '../../src/backend/wasm-simd';
 
 before(async () => {
   await initBackend('wasm');
@@ -27,7 +27,7 @@ function ref(p: number, g: number, m: number, v: number): { out: number[]; mag: 
 test('the hand-assembled SIMD module validates and equals the float64 update for every length mod 4', () => {
   assert.ok(WebAssembly.validate(simdModuleBytes()));
   const memory = new WebAssembly.Memory({ initial: 1 });
-  const simd = adamwSimdFor(memory);
+  const simd = simdKernelsFor(memory)?.adamw;
   assert.ok(simd, 'this runtime has wasm SIMD');
   const heap = new Float32Array(memory.buffer);
   const rng = new Rng(9);
@@ -85,7 +85,6 @@ test('on wasm the fused update runs the SIMD loop (float32) and agrees with the 
 });
 
 test('SIMD sum of squares: float64 accumulation over exactly n values at the given offset', async () => {
-  const { simdKernelsFor } = await import('../../src/backend/wasm-simd');
   const memory = new WebAssembly.Memory({ initial: 1 });
   const k = simdKernelsFor(memory)!;
   const heap = new Float32Array(memory.buffer);
