@@ -9,11 +9,14 @@
 import { tf } from '../backend';
 import { ropeKernelAvailable, ropeRotate } from '../backend/rope-kernel';
 
+type Tables = { cos: Float32Array; sin: Float32Array };
+
 export class RoPE {
-  /** Tables by "t:offset" (plain arrays, not tensors: nothing to dispose, nothing leaks). */
-  private readonly cache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
-  /** Per-head (and scaled) copies of the tables, by "t:offset:heads:scale". */
-  private readonly headCache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
+  /**
+   * Every table this RoPE has built, by kind and arguments (plain arrays, not tensors:
+   * nothing to dispose, nothing leaks). Bounded: sequence lengths are few in practice.
+   */
+  private readonly cache = new Map<string, Tables & { negSin?: Float32Array }>();
 
   constructor(
     readonly headDim: number,
@@ -26,10 +29,20 @@ export class RoPE {
   }
 
   /** cos and sin tables [t, hd] for positions offset … offset + t − 1 (plain JS so every backend agrees). */
-  tables(t: number, offset = 0): { cos: Float32Array; sin: Float32Array } {
-    const key = `${t}:${offset}`;
+  tables(t: number, offset = 0): Tables {
+    return this.memo(`t:${t}:${offset}`, () => this.buildTables(t, offset));
+  }
+
+  private memo<T extends Tables>(key: string, build: () => T): T {
     const hit = this.cache.get(key);
-    if (hit) return hit;
+    if (hit) return hit as T;
+    const made = build();
+    if (this.cache.size >= 64) this.cache.clear();
+    this.cache.set(key, made);
+    return made;
+  }
+
+  private buildTables(t: number, offset: number): Tables {
     const hd = this.headDim;
     const half = hd / 2;
     const cos = new Float32Array(t * hd);
@@ -44,8 +57,6 @@ export class RoPE {
         sin[p * hd + i + half] = s;
       }
     }
-    if (this.cache.size >= 64) this.cache.clear(); // bounded: sequence lengths are few in practice
-    this.cache.set(key, { cos, sin });
     return { cos, sin };
   }
 
@@ -54,24 +65,41 @@ export class RoPE {
    * repeated per head, so the product with x [b, t, h, hd] broadcasts over the batch axis
    * only (a broadcast over a middle axis is several times slower on the wasm backend).
    */
-  private headTables(t: number, offset: number, heads: number, scale: number): { cos: Float32Array; sin: Float32Array } {
-    const key = `${t}:${offset}:${heads}:${scale}`;
-    const hit = this.headCache.get(key);
-    if (hit) return hit;
-    const { cos, sin } = this.tables(t, offset);
-    const hd = this.headDim;
-    const out = { cos: new Float32Array(t * heads * hd), sin: new Float32Array(t * heads * hd) };
-    for (let p = 0; p < t; p++) {
-      for (let h = 0; h < heads; h++) {
-        for (let i = 0; i < hd; i++) {
-          out.cos[(p * heads + h) * hd + i] = cos[p * hd + i] * scale;
-          out.sin[(p * heads + h) * hd + i] = sin[p * hd + i] * scale;
+  private headTables(t: number, offset: number, heads: number, scale: number): Tables {
+    return this.memo(`h:${t}:${offset}:${heads}:${scale}`, () => {
+      const { cos, sin } = this.tables(t, offset);
+      const hd = this.headDim;
+      const out = { cos: new Float32Array(t * heads * hd), sin: new Float32Array(t * heads * hd) };
+      for (let p = 0; p < t; p++) {
+        for (let h = 0; h < heads; h++) {
+          for (let i = 0; i < hd; i++) {
+            out.cos[(p * heads + h) * hd + i] = cos[p * hd + i] * scale;
+            out.sin[(p * heads + h) * hd + i] = sin[p * hd + i] * scale;
+          }
         }
       }
-    }
-    if (this.headCache.size >= 64) this.headCache.clear();
-    this.headCache.set(key, out);
-    return out;
+      return out;
+    });
+  }
+
+  /**
+   * [t, hd/2] tables for the rotation kernel (the [t, hd] ones repeat each angle in both
+   * halves), times `scale`, and the negated sines the gradient rotates with.
+   */
+  private pairTables(t: number, offset: number, scale: number): Tables & { negSin: Float32Array } {
+    return this.memo(`p:${t}:${offset}:${scale}`, () => {
+      const { cos, sin } = this.tables(t, offset);
+      const hd = this.headDim, half = hd / 2;
+      const out = { cos: new Float32Array(t * half), sin: new Float32Array(t * half), negSin: new Float32Array(t * half) };
+      for (let p = 0; p < t; p++) {
+        for (let i = 0; i < half; i++) {
+          out.cos[p * half + i] = cos[p * hd + i] * scale;
+          out.sin[p * half + i] = sin[p * hd + i] * scale;
+          out.negSin[p * half + i] = -out.sin[p * half + i];
+        }
+      }
+      return out;
+    });
   }
 
   /**
@@ -110,21 +138,13 @@ export class RoPE {
   private applyKernel<T extends tf.Tensor>(x: T, offset: number, scale: number): T {
     const t = x.shape[1] as number;
     const half = this.headDim / 2;
-    const { cos, sin } = this.tables(t, offset);
-    // [t, half] tables (the [t, hd] ones repeat each angle in both halves), times scale
-    const c = new Float32Array(t * half), sn = new Float32Array(t * half), negSn = new Float32Array(t * half);
-    for (let p = 0; p < t; p++) {
-      for (let i = 0; i < half; i++) {
-        c[p * half + i] = cos[p * this.headDim + i] * scale;
-        sn[p * half + i] = sin[p * this.headDim + i] * scale;
-        negSn[p * half + i] = -sn[p * half + i];
-      }
-    }
+    const { cos, sin, negSin } = this.pairTables(t, offset, scale);
+    // copies: the cpu backend keeps the array it is given, and these arrays are cached
     const rotate = (v: tf.Tensor, sines: Float32Array) =>
-      tf.tidy(() => ropeRotate(v, tf.tensor2d(c, [t, half]), tf.tensor2d(sines, [t, half])));
+      tf.tidy(() => ropeRotate(v, tf.tensor2d(cos.slice(), [t, half]), tf.tensor2d(sines.slice(), [t, half])));
     const f = tf.customGrad(((xIn: tf.Tensor) => ({
-      value: rotate(xIn, sn),
-      gradFunc: (dy: tf.Tensor) => rotate(dy, negSn),
+      value: rotate(xIn, sin),
+      gradFunc: (dy: tf.Tensor) => rotate(dy, negSin),
     })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (v: tf.Tensor) => tf.Tensor;
     return f(x) as T;
   }
