@@ -1,11 +1,11 @@
 /**
  * `notellm2 bench`: compute figures of this machine (DESIGN.md "Compute"), as medians.
  *
- * For each configuration (tfjs backend × GEMM × ORT threads) it measures matMul GFLOP/s at
- * a few sizes, the median train-step time of the reference stack (reference.ts), notes
- * embedded per second (forward only) and the seconds of one retrieval pass (query × pool
- * cosine scores and top-k). Figures are medians of repeated runs; nothing here is asserted
- * in tests.
+ * For each configuration (tfjs backend × GEMM × ORT threads × SIMD kernels) it measures
+ * matMul GFLOP/s at a few sizes, the median train-step time of the reference stack
+ * (reference.ts), notes embedded per second (forward only) and the seconds of one retrieval
+ * pass (query × pool cosine scores and top-k). Figures are medians of repeated runs; nothing
+ * here is asserted in tests.
  *
  * Shared machines drift: the same configuration can run 30 % slower a minute later. So the
  * train steps of configurations on the same backend are interleaved — a few steps of each in
@@ -19,10 +19,10 @@ import {
   defaultOrtThreads, gemmInfo, initBackend, resetGemmStats, setGemm, setOrtThreads, setSimd, setTransposeWrapper, simdEnabled,
   tf, Rng, WASM_THREADS_FINDINGS, type GemmInfo,
 } from '../backend';
+import { ReferenceStack, type ReferenceDims } from './reference';
 
 /** Whether the SIMD kernels were on when this module loaded (NOTELLM2_SIMD): restored after each group. */
 const simdDefault = simdEnabled();
-import { ReferenceStack, type ReferenceDims } from './reference';
 
 export type BenchGemm = 'ort' | 'backend' | 'shipped';
 
