@@ -1,24 +1,34 @@
 /** Argument parsers for commander options, with errors that name the option and the expected value. */
-export function intArg(name: string, min: number) {
+import { CHECKPOINT_CHOICES, type CheckpointChoice } from '../experiments/restore';
+
+/** A number that passes `check`; blank strings are refused (Number('') would be 0). */
+export function numberArg(name: string, check: (x: number) => boolean, expected: string) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${name}: expected an integer ≥ ${min}, got "${v}"`);
-    return n;
+    const x = Number(v);
+    if (v.trim() === '' || !check(x)) throw new Error(`${name}: expected ${expected}, got "${v}"`);
+    return x;
   };
 }
 
+/** An integer ≥ min. */
+export function intArg(name: string, min: number) {
+  return numberArg(name, (x) => Number.isInteger(x) && x >= min, `an integer >= ${min}`);
+}
+
+/** A number > 0. */
 export function numArg(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number, got "${v}"`);
-    return n;
-  };
+  return numberArg(name, (x) => x > 0, 'a number > 0');
+}
+
+/** A number in [0, 1] (a share or a probability). */
+export function shareArg(name: string) {
+  return numberArg(name, (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
 }
 
 /** Which checkpoint of a variant folder: best (lowest validation loss) or last. */
 export function checkpointArg(name: string) {
-  return (v: string): 'best' | 'last' => {
-    if (v !== 'best' && v !== 'last') throw new Error(`${name}: expected best or last, got "${v}"`);
-    return v;
+  return (v: string): CheckpointChoice => {
+    if (!(CHECKPOINT_CHOICES as readonly string[]).includes(v)) throw new Error(`${name}: expected ${CHECKPOINT_CHOICES.join(' or ')}, got "${v}"`);
+    return v as CheckpointChoice;
   };
 }

@@ -5,15 +5,10 @@
 import type { Command } from 'commander';
 import { defaultOrtThreads, initBackend, gemmInfo, ortAvailable, simdEnabled } from '../backend';
 import { configLabel, formatBench, runBench, type BenchConfig, type BenchGemm } from '../bench';
+import { intArg } from './args';
 
 const BACKENDS = ['wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'];
 const GEMMS: BenchGemm[] = ['ort', 'backend', 'shipped'];
-
-function parseSteps(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--steps: expected a positive integer, got "${v}"`);
-  return n;
-}
 
 export function registerBench(program: Command): void {
   program
@@ -21,7 +16,7 @@ export function registerBench(program: Command): void {
     .description('measure matMul GFLOP/s and the reference-stack train step (medians) on this machine')
     .option('--backend <name>', `tfjs backend: ${BACKENDS.join(' | ')} (default: NOTELLM2_BACKEND or the first that loads)`)
     .option('--gemm <name>', `${GEMMS.join(' | ')} (default: NOTELLM2_GEMM or ort when it loads); shipped = wasm matMul as tfjs ships it`)
-    .option('--steps <n>', 'timed train steps per configuration (after 2 warm-up steps; 3 at most on the cpu backend)', parseSteps, 20)
+    .option('--steps <n>', 'timed train steps per configuration (after 2 warm-up steps; 3 at most on the cpu backend)', intArg('--steps', 1), 20)
     .option('--no-compare', 'measure only the chosen configuration')
     .option('--no-extras', 'skip the embedding-throughput and retrieval figures')
     .option('--json', 'print one JSON object instead of the table')

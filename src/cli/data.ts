@@ -12,6 +12,7 @@ import { buildSynth } from '../data/synth';
 import { builtinDatasetDir } from '../data/write';
 import { evaluateRecall } from '../eval/recall';
 import { registerDataValidate } from './data-validate';
+import { intArg, numArg, shareArg } from './args';
 
 /** Scores the TF-IDF and colour-histogram baselines on a built dataset's test pairs (reference protocol). */
 export async function scoreBaselines(built: BuiltDataset): Promise<Record<string, BaselineRecall>> {
@@ -35,15 +36,6 @@ export async function scoreBaselines(built: BuiltDataset): Promise<Record<string
   built.summary.seconds.baselines = (performance.now() - t0) / 1000;
   return out;
 }
-
-const num = (name: string, check: (x: number) => boolean, expected: string) => (v: string): number => {
-  const x = Number(v);
-  if (v.trim() === '' || !check(x)) throw new Error(`${name}: expected ${expected}, got "${v}"`);
-  return x;
-};
-const int = (name: string, min: number) => num(name, (x) => Number.isInteger(x) && x >= min, `an integer >= ${min}`);
-const share = (name: string) => num(name, (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
-const positive = (name: string) => num(name, (x) => x > 0, 'a number > 0');
 
 interface BuildFlags {
   out?: string;
@@ -75,9 +67,9 @@ function buildAction<O extends BuildFlags>(
   build: (o: O, split: { testFraction?: number; valFraction?: number }, opts: { lengthThreshold?: number }) => Promise<BuiltDataset>,
 ): Command {
   return cmd
-    .option('--test-fraction <p>', 'share of notes held out for test (default 0.2)', share('--test-fraction'))
-    .option('--val-fraction <p>', 'share of notes held out for validation (default 0.1)', share('--val-fraction'))
-    .option('--short-threshold <chars>', 'short/long text threshold of the subsets (default: the median)', int('--short-threshold', 0))
+    .option('--test-fraction <p>', 'share of notes held out for test (default 0.2)', shareArg('--test-fraction'))
+    .option('--val-fraction <p>', 'share of notes held out for validation (default 0.1)', shareArg('--val-fraction'))
+    .option('--short-threshold <chars>', 'short/long text threshold of the subsets (default: the median)', intArg('--short-threshold', 0))
     .option('--no-baselines', 'skip the TF-IDF and colour-histogram baselines')
     .option('--json', 'print the summary as JSON')
     .action(async (o: O) => {
@@ -95,15 +87,15 @@ export function registerData(program: Command): Command {
       .command('synth')
       .description('build the synthetic benchmark (topic + visual latents, behaviour log → pairs; pairs labelled visual/text/both) and print its summary and baselines')
       .option('--out <dir>', 'output folder', builtinDatasetDir('synth'))
-      .option('--notes <n>', 'number of notes (default 5000; 800 with NOTELLM2_SMOKE=1)', int('--notes', 10))
-      .option('--seed <n>', 'seed of everything', int('--seed', 0), 1)
-      .option('--mention-visual <p>', 'probability that a note text names its visual attributes (default 0.1)', share('--mention-visual'))
-      .option('--empty-body <p>', 'share of notes with an empty body (default 0.2)', share('--empty-body'))
-      .option('--short-body <p>', 'share of notes with a 2–5 word body (default 0.25)', share('--short-body'))
-      .option('--topics <n>', 'number of topics, 2..20 (default 20)', int('--topics', 2))
-      .option('--image-size <px>', 'side of the PNG covers (default 64)', int('--image-size', 16))
-      .option('--window-days <d>', 'co-occurrence window of the pair builder (default 7)', positive('--window-days'))
-      .option('--top-k <k>', 'partners kept per note (default 10)', int('--top-k', 1)),
+      .option('--notes <n>', 'number of notes (default 5000; 800 with NOTELLM2_SMOKE=1)', intArg('--notes', 10))
+      .option('--seed <n>', 'seed of everything', intArg('--seed', 0), 1)
+      .option('--mention-visual <p>', 'probability that a note text names its visual attributes (default 0.1)', shareArg('--mention-visual'))
+      .option('--empty-body <p>', 'share of notes with an empty body (default 0.2)', shareArg('--empty-body'))
+      .option('--short-body <p>', 'share of notes with a 2–5 word body (default 0.25)', shareArg('--short-body'))
+      .option('--topics <n>', 'number of topics, 2..20 (default 20)', intArg('--topics', 2))
+      .option('--image-size <px>', 'side of the PNG covers (default 64)', intArg('--image-size', 16))
+      .option('--window-days <d>', 'co-occurrence window of the pair builder (default 7)', numArg('--window-days'))
+      .option('--top-k <k>', 'partners kept per note (default 10)', intArg('--top-k', 1)),
     (o: BuildFlags & { notes?: number; mentionVisual?: number; emptyBody?: number; shortBody?: number; topics?: number; windowDays?: number; topK?: number }, split, opts) =>
       buildSynth(
         o.out ?? builtinDatasetDir('synth'),
@@ -127,11 +119,11 @@ export function registerData(program: Command): Command {
       .command('openmoji')
       .description('build the OpenMoji dataset (CC BY-SA 4.0) from the openmoji package: skin-tone and same-subgroup pairs; print its summary and baselines')
       .option('--out <dir>', 'output folder', builtinDatasetDir('openmoji'))
-      .option('--seed <n>', 'seed of the split and the partner choice', int('--seed', 0), 1)
-      .option('--image-size <px>', 'side of the PNG covers (default 64)', int('--image-size', 8))
-      .option('--limit <n>', 'keep whole subgroups up to about n notes (default all; 800 with NOTELLM2_SMOKE=1)', int('--limit', 10))
-      .option('--skintone-partners <k>', 'skin-tone siblings paired with each note (default 1)', int('--skintone-partners', 0))
-      .option('--subgroup-partners <k>', 'same-subgroup notes paired with each note (default 3)', int('--subgroup-partners', 0)),
+      .option('--seed <n>', 'seed of the split and the partner choice', intArg('--seed', 0), 1)
+      .option('--image-size <px>', 'side of the PNG covers (default 64)', intArg('--image-size', 8))
+      .option('--limit <n>', 'keep whole subgroups up to about n notes (default all; 800 with NOTELLM2_SMOKE=1)', intArg('--limit', 10))
+      .option('--skintone-partners <k>', 'skin-tone siblings paired with each note (default 1)', intArg('--skintone-partners', 0))
+      .option('--subgroup-partners <k>', 'same-subgroup notes paired with each note (default 3)', intArg('--subgroup-partners', 0)),
     (o: BuildFlags & { limit?: number; skintonePartners?: number; subgroupPartners?: number }, split, opts) =>
       buildOpenmoji(
         o.out ?? builtinDatasetDir('openmoji'),
@@ -145,10 +137,10 @@ export function registerData(program: Command): Command {
     .description('build related pairs from a behaviour log: s(A→B) = Σ_u 1/N_u over users engaging with both within the window; quantile filter; top-k per note')
     .requiredOption('--events <csv>', 'events CSV with header user_id,note_id,timestamp (ISO-8601 or epoch seconds)')
     .requiredOption('--out <csv>', 'pairs CSV to write (note_id,related_note_id; no header)')
-    .option('--window-days <d>', 'two engagements co-occur when at most this many days apart', positive('--window-days'), 7)
-    .option('--top-k <k>', 'partners kept per note', int('--top-k', 1), 10)
-    .option('--q-low <q>', 'drop pairs scoring below this quantile', share('--q-low'), 0)
-    .option('--q-high <q>', 'drop pairs scoring above this quantile', share('--q-high'), 0.99)
+    .option('--window-days <d>', 'two engagements co-occur when at most this many days apart', numArg('--window-days'), 7)
+    .option('--top-k <k>', 'partners kept per note', intArg('--top-k', 1), 10)
+    .option('--q-low <q>', 'drop pairs scoring below this quantile', shareArg('--q-low'), 0)
+    .option('--q-high <q>', 'drop pairs scoring above this quantile', shareArg('--q-high'), 0.99)
     .option('--keep-mirrored', 'also write (B,A) when (A,B) is written')
     .action((o: { events: string; out: string; windowDays: number; topK: number; qLow: number; qHigh: number; keepMirrored?: boolean }) => {
       const t0 = performance.now();
