@@ -44,11 +44,12 @@ export interface WriteSummary {
 }
 
 /**
- * Folder of a built-in dataset (`synth`, `openmoji`): `<package root>/datasets/<name>`, the
- * same from src/ (tsx) and dist/ (built).
+ * Folder of a built-in dataset (`synth`, `openmoji`): `datasets/<name>` under the working
+ * directory, where `ablate`, `train` and the caches (`datasets/cache`) look too; the smoke
+ * size (NOTELLM2_SMOKE=1) gets its own `<name>-smoke` folder so the two never mix.
  */
-export function builtinDatasetDir(name: string): string {
-  return resolve(__dirname, '..', '..', 'datasets', name);
+export function builtinDatasetDir(name: string, smoke = process.env.NOTELLM2_SMOKE === '1'): string {
+  return resolve('datasets', smoke ? `${name}-smoke` : name);
 }
 
 /** dataset.json of a folder, or null when absent or unreadable. */

@@ -6,14 +6,10 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildSynth, type SynthConfig } from '../data/synth';
 import { buildOpenmoji, type OpenmojiConfig } from '../data/openmoji';
+import { builtinDatasetDir } from '../data/write';
 
 export const BUILTIN_DATASETS = ['synth', 'openmoji'] as const;
 export type BuiltinDataset = (typeof BUILTIN_DATASETS)[number];
-
-/** Default folder of a built-in dataset; the smoke size gets its own folder so the two never mix. */
-export function builtinDir(name: BuiltinDataset, smoke = process.env.NOTELLM2_SMOKE === '1'): string {
-  return resolve('datasets', smoke ? `${name}-smoke` : name);
-}
 
 /**
  * Resolves a dataset name or path to a folder in the reference layout, building a built-in
@@ -26,7 +22,7 @@ export async function ensureDataset(
   const log = opts.log ?? (() => {});
   const done = (dir: string) => existsSync(resolve(dir, 'note_pairs_test.csv')) && existsSync(resolve(dir, 'notes_test.csv'));
   const builtin = async (name: BuiltinDataset, build: (dir: string) => Promise<unknown>) => {
-    const dir = builtinDir(name);
+    const dir = builtinDatasetDir(name);
     if (done(dir)) return { dir, name, built: false };
     log(`building the ${name} dataset in ${dir} …`);
     await build(dir);
