@@ -13,7 +13,7 @@ import { formatResultsTable, writeResults } from '../experiments/results';
 import { smokeDefaults } from '../experiments/defaults';
 import { ensureDataset } from '../experiments/datasets';
 import { variantEmbeddingsDir, writeRunExtras } from '../experiments/extras';
-import type { VariantResult } from '../experiments/variant';
+import { variantCheckpointsDir, type VariantResult } from '../experiments/variant';
 import type { TrainConfig } from '../train/config';
 import { writeReport } from '../viz/report';
 import { intArg, numArg } from './args';
@@ -65,7 +65,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainCommand
   const seed = o.seed ?? 0;
   const smoke = smokeDefaults();
   const out = resolve(o.out ?? defaultTrainOut(o.dataset, o.preset, seed));
-  const checkpointDir = join(out, 'checkpoints', `${o.preset}-s${seed}`);
+  const checkpointDir = variantCheckpointsDir(out, o.preset, seed);
   const embeddingsDir = variantEmbeddingsDir(out, o.preset, seed);
   // The trainer continues from `last` whenever it exists; an accidental rerun into the same
   // folder should not silently continue an older run, so that takes --resume.

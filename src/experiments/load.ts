@@ -21,6 +21,7 @@ import { resolveTrainConfig, type ResolvedTrainConfig } from '../train/config';
 import { buildInputs, type RepresentationBatch, type VisionSource } from '../train/representation';
 import { computeSaliency, type ModalitySaliencyLayer } from '../eval/saliency';
 import { CHECKPOINT_CHOICES, restoreVariant, type CheckpointChoice } from './restore';
+import { variantCheckpointsDir } from './variant';
 
 export interface LoadVariantOptions {
   /** Which checkpoint: 'best' (lowest validation loss, the default) or 'last'. */
@@ -53,7 +54,7 @@ export interface TrainedVariant {
 
 /** Checkpoint folder of a variant in a run. */
 export function variantCheckpointDir(runDir: string, name: string, seed: number, kind: CheckpointChoice = 'best'): string {
-  return join(resolve(runDir), 'checkpoints', `${name}-s${seed}`, kind);
+  return join(variantCheckpointsDir(resolve(runDir), name, seed), kind);
 }
 
 /**

@@ -18,7 +18,7 @@ import type { TrainConfig } from '../train/config';
 import { noteCorpus, pretrainLM, pretrainVision, pretrainingNoteIds } from '../train/pretrain';
 import { ensureDataset } from './datasets';
 import { presetConfig } from './presets';
-import { runVariant, type RecallMap, type VariantResult, type VariantSpec } from './variant';
+import { runVariant, variantCheckpointsDir, type RecallMap, type VariantResult, type VariantSpec } from './variant';
 
 export interface VariantRequest {
   /** Display name; defaults to the preset. */
@@ -77,7 +77,8 @@ export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 
   const base = resolveModelConfig(opts.model ?? {});
   // Tokenizer: byte-level BPE on the training notes rendered in every prompt form, so the
   // fixed template compresses to a few tokens.
-  const trainNotes = pretrainingNoteIds(dataset).map((id) => dataset.notes.get(id)!);
+  const ids = pretrainingNoteIds(dataset);
+  const trainNotes = ids.map((id) => dataset.notes.get(id)!);
   const kinds: PromptKind[] = ['basic', 'micl', 'text'];
   const corpus = trainNotes.flatMap((n) => kinds.map((k) => renderPrompt(k, n, base.text)));
   const vocab = opts.vocabSize ?? 2048;
@@ -103,7 +104,6 @@ export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 
     if (lm.dir) pretrained.lm = resolve(lm.dir);
     info.lm = { steps: lm.steps, trainPerplexity: lm.trainPerplexity, valPerplexity: lm.valPerplexity, seconds: lm.trainSeconds, cached: lm.cached };
     const images = ImageStore.shared(dataset, { size: base.vision.imageSize });
-    const ids = pretrainingNoteIds(dataset);
     await images.load(ids);
     const vit = await pretrainVision({
       images: ids,
@@ -258,7 +258,7 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
         datasetDir: prepared.datasetDir,
         tokenizerPath: prepared.tokenizerPath,
         pretrained: prepared.pretrained,
-        checkpointDir: join(out, 'checkpoints', `${name}-s${seed}`),
+        checkpointDir: variantCheckpointsDir(out, name, seed),
         embeddingsDir: join(out, 'embeddings', `${name}-s${seed}`),
         progress: opts.progress,
         skipBad: opts.skipBad,

@@ -22,6 +22,11 @@ import { evaluateRecall } from '../eval/recall';
 import { EmbeddingCatalogue } from '../eval/catalogue';
 import { presetConfig } from './presets';
 
+/** Where runAblation checkpoints a variant inside a run folder (`best/` and `last/` below it). */
+export function variantCheckpointsDir(runDir: string, name: string, seed: number): string {
+  return join(runDir, 'checkpoints', `${name}-s${seed}`);
+}
+
 export interface VariantSpec {
   /** Display name (the preset, or preset plus a sweep suffix). */
   name: string;
