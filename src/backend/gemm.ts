@@ -1,7 +1,7 @@
 /**
  * Which GEMM runs tfjs's matrix products, and the kernels that route them.
  *
- * Matrix products are nearly all of a training step (DESIGN.md, "Compute"). On the CPU-side
+ * Matrix products are nearly all of a training step (docs/architecture.md, "Compute"). On the CPU-side
  * tfjs backends (wasm, cpu) `BatchMatMul` and `_FusedMatMul` are re-registered with kernels
  * that hand products above `minFlops` to ONNX Runtime's native GEMM (ort.ts) and smaller ones
  * to the backend's own kernel (on wasm: with transposes materialised, wasm-kernels.ts).

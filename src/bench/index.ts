@@ -1,5 +1,5 @@
 /**
- * `notellm2 bench`: compute figures of this machine (DESIGN.md "Compute"), as medians.
+ * `notellm2 bench`: compute figures of this machine (docs/architecture.md "Compute"), as medians.
  *
  * For each configuration (tfjs backend × GEMM × ORT threads × SIMD kernels) it measures
  * matMul GFLOP/s at a few sizes, the median train-step time of the reference stack

@@ -2,7 +2,7 @@
  * The reference stack every speed figure of the project is quoted on (issues 2 and 6):
  * a LLaMA-style decoder (4 layers, d = 128, 4 heads, SwiGLU, RoPE, RMSNorm) on a batch of
  * 16 sequences of 48 tokens, the note embedding read at the last token, symmetric in-batch
- * InfoNCE (PAPER.md "Training objective") over the 8 pairs (rows i and i + 8), and one AdamW
+ * InfoNCE (docs/method.md "Training objective") over the 8 pairs (rows i and i + 8), and one AdamW
  * update. Inputs are random token ids from a seeded Rng: the figure is about compute only.
  */
 import { Rng, tf } from '../backend';

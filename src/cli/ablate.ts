@@ -31,7 +31,7 @@ export function registerAblate(program: Command): void {
     .option('--lr <x>', 'peak learning rate', numArg('--lr'))
     .option('--no-pretrain', 'start the LM and vision encoder from random weights')
     .option('--skip-bad', 'skip bad rows of the dataset (and print how many of each kind) instead of failing')
-    .option('--no-saliency', 'skip the modality saliency of the trained variants (PAPER.md "Modality saliency")')
+    .option('--no-saliency', 'skip the modality saliency of the trained variants (docs/method.md "Modality saliency")')
     .option('--png', 'also render the report figures to PNG (headless Chromium)')
     .action(async (o) => {
       const smoke = smokeDefaults();

@@ -1,5 +1,5 @@
 /**
- * `notellm2 saliency --run runs/<name>`: modality saliency (PAPER.md "Modality saliency") of
+ * `notellm2 saliency --run runs/<name>`: modality saliency (docs/method.md "Modality saliency") of
  * each trained variant of a run on test pairs — per layer S_v, S_t, S_o and the attention
  * mass of the final token on image and text — printed as a table and written to
  * `<run>/saliency.json` (the report's saliency figure reads it).

@@ -2,7 +2,7 @@
  * The image pipeline (sharp): decode → bicubic resize of the short side → centre crop to
  * size×size → RGB bytes; CLIP mean/std normalisation → float32 HWC for tfjs (NHWC batches).
  * This is CLIP's preprocessing (resize short side, centre crop, normalise), which the
- * NoteLLM-2 vision encoders expect (PAPER.md). Transparent images (SVG, RGBA PNG) are
+ * NoteLLM-2 vision encoders expect (docs/method.md). Transparent images (SVG, RGBA PNG) are
  * flattened on white.
  *
  * `ImageStore` decodes each image once per dataset and size and keeps the RGB bytes in memory

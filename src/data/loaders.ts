@@ -1,5 +1,5 @@
 /**
- * Loading a dataset folder in the reference layout (PAPER.md "Data and pairs"):
+ * Loading a dataset folder in the reference layout (docs/method.md "Data and pairs"):
  *
  *     notes_train.csv   notes_test.csv        note_id, title, content, image_id, category (no header)
  *     (or notes_train.jsonl / notes_test.jsonl: {note_id, title, content, image_id, category})

@@ -1,5 +1,5 @@
 /**
- * Related pairs from behaviour logs (PAPER.md "Data and pairs"):
+ * Related pairs from behaviour logs (docs/method.md "Data and pairs"):
  *
  *     s(A→B) = Σ_u 1 / N_u      over users u who engaged with both A and B,
  *

@@ -1,6 +1,6 @@
 /**
  * In-memory shapes of the data every layer above `data` consumes. The on-disk layout is the
- * reference implementation's (PAPER.md "Data and pairs"): notes CSV without header
+ * reference implementation's (docs/method.md "Data and pairs"): notes CSV without header
  * `note_id, title, content, image_id, category`, pairs CSV `note_id, related_note_id`.
  */
 

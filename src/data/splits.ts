@@ -1,5 +1,5 @@
 /**
- * Train / validation / test split by notes, and the evaluation subsets of PAPER.md
+ * Train / validation / test split by notes, and the evaluation subsets of docs/method.md
  * "Evaluation protocol" (short vs long text on the query side and on the target side).
  *
  * Splitting by notes, not by pairs, is what makes the test measure unseen notes: every note

@@ -1,6 +1,6 @@
 /**
  * The built-in benchmark `synth`: notes whose text and image carry different information,
- * so that a model that neglects the image (PAPER.md "Reported outcomes") measurably fails.
+ * so that a model that neglects the image (docs/method.md "Reported outcomes") measurably fails.
  *
  * Each note has two independent latents:
  *   - a topic (text side): title, body and hashtags are drawn from the topic's words plus

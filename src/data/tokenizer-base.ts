@@ -1,10 +1,10 @@
 /**
  * The tokenizer interface both engines implement, and the special-token roles of the prompts
- * (PAPER.md "Prompts").
+ * (docs/method.md "Prompts").
  */
 import type { HfTokenizerJson } from './tokenizer-json';
 
-/** Roles of the special tokens the prompts use (PAPER.md "Prompts"). */
+/** Roles of the special tokens the prompts use (docs/method.md "Prompts"). */
 export type SpecialRole = 'pad' | 'bos' | 'eos' | 'img' | 'imgEmb';
 
 /** Default content of each special token; also the id order of a trained tokenizer (0..4). */

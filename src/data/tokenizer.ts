@@ -1,5 +1,5 @@
 /**
- * Tokenizer for the prompts of PAPER.md ("Prompts"): byte-level BPE with the prompt's special
+ * Tokenizer for the prompts of docs/method.md ("Prompts"): byte-level BPE with the prompt's special
  * tokens `<IMG>`, `<IMG_EMB>`, `<pad>`, `<bos>`, `<eos>`, stored as a Hugging Face
  * `tokenizer.json`.
  *

@@ -1,6 +1,6 @@
 /**
  * Dataset validation: the problem kinds a dataset folder in the reference layout can have
- * (PAPER.md "Data and pairs"), how each is reported (`file:line: kind: message`, the message
+ * (docs/method.md "Data and pairs"), how each is reported (`file:line: kind: message`, the message
  * saying what was expected), and the summary `notellm2 data validate` prints.
  *
  * Loading is strict by default: `loadDataset` collects every problem in one pass and throws a

@@ -1,5 +1,5 @@
 /**
- * Writing a dataset in the reference layout (PAPER.md "Data and pairs"), the layout
+ * Writing a dataset in the reference layout (docs/method.md "Data and pairs"), the layout
  * loaders.ts reads:
  *
  *     notes_train.csv  notes_test.csv      note_id, title, content, image_id, category (no header)

@@ -2,7 +2,7 @@
  * An embedding catalogue: note ids and their vectors [N, D], saved as
  * `<dir>/embeddings.safetensors` (tensor "embeddings", metadata count/dim) plus
  * `<dir>/ids.json`, with cosine nearest-neighbour queries (I2I recommendation is exactly
- * this lookup, PAPER.md introduction).
+ * this lookup, docs/method.md "Overview").
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * The reference recall protocol (PAPER.md "Evaluation protocol", the reference `eval_recall`):
+ * The reference recall protocol (docs/method.md "Evaluation protocol", the reference `eval_recall`):
  *
  * 1. Walk the test pairs in order; keep a pair only if neither of its notes was already used
  *    as a query or as a target, so every note appears at most once among the kept pairs.
@@ -23,7 +23,7 @@
 import { tf } from '../backend';
 import type { Pair } from '../data/schema';
 
-/** PAPER.md's K values; only those below the pool size are reported. */
+/** docs/method.md's K values; only those below the pool size are reported. */
 export const RECALL_KS: readonly number[] = [10, 20, 50, 100, 1_000, 10_000, 100_000, 1_000_000];
 
 export type TieMode = 'expected' | 'optimistic' | 'pessimistic';

@@ -1,5 +1,5 @@
 /**
- * Modality saliency (PAPER.md "Modality saliency"): where does the note embedding n_m look?
+ * Modality saliency (docs/method.md "Modality saliency"): where does the note embedding n_m look?
  *
  * Following "Label Words are Anchors", every LM layer's attention probabilities P are
  * multiplied by a ones mask M that carries gradient (A = P ⊙ M, src/model/attention.ts), the
@@ -147,7 +147,7 @@ export function saliencyMaps(model: NoteLLM2Model, batch: ModelInputs, opts: Sal
   }
 }
 
-/** I_l = |Σ_h ∂L/∂M_h| with the diagonal set to 0, [b, t, t] (PAPER.md "Modality saliency"). */
+/** I_l = |Σ_h ∂L/∂M_h| with the diagonal set to 0, [b, t, t] (docs/method.md "Modality saliency"). */
 export function saliencyMatrix(grads: Float32Array, b: number, t: number): Float32Array {
   if (grads.length !== b * t * t) throw new Error(`saliencyMatrix: ${grads.length} values for [${b}, ${t}, ${t}]`);
   const out = new Float32Array(grads.length);

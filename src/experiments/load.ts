@@ -1,6 +1,6 @@
 /**
  * Trained variants read back from a run folder, and the per-run analyses that need the
- * trained models themselves (modality saliency, PAPER.md "Modality saliency").
+ * trained models themselves (modality saliency, docs/method.md "Modality saliency").
  *
  *   <run>/checkpoints/<name>-s<seed>/{best,last}/   model.safetensors + config.json
  *       config.json = { model, train, preset, name, datasetDir, tokenizerPath, pretrained }
@@ -145,7 +145,7 @@ export interface RunSaliencyEntry {
 }
 
 /**
- * Modality saliency of the trained variants of a run on test pairs (PAPER.md "Modality
+ * Modality saliency of the trained variants of a run on test pairs (docs/method.md "Modality
  * saliency"): per layer S_v, S_t, S_o and the attention mass of n_m on image and text.
  * Writes (merging by preset) `<run>/saliency.json` unless `write` is false.
  */

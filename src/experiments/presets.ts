@@ -1,5 +1,5 @@
 /**
- * Named presets: the ablation variants of PAPER.md's variant table (DESIGN.md "Ablation
+ * Named presets: the ablation variants of docs/method.md's variant table (docs/architecture.md "Ablation
  * switches are configuration"), and the paper's sweeps. Presets are data — partial model
  * configs merged over the defaults by `resolveModelConfig`.
  */
@@ -31,7 +31,7 @@ export function presetConfig(name: string): ModelConfig {
   return structuredClone(PRESETS[name as PresetName]) as ModelConfig;
 }
 
-/** The paper's sweeps (PAPER.md "Sweeps"): Q-Former query tokens and mICL loss ratio text:vision. */
+/** The paper's sweeps (docs/method.md "Sweeps"): Q-Former query tokens and mICL loss ratio text:vision. */
 export const SWEEPS = {
   queries: [8, 16, 32, 48],
   miclRatio: [

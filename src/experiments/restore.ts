@@ -175,7 +175,7 @@ export interface RestoredEvaluation {
 const subsetMetrics = (r: RecallResult): Record<string, RecallMap> => Object.fromEntries(Object.entries(r.subsets).map(([k, v]) => [k, v.recall]));
 
 /**
- * The reference recall protocol (PAPER.md "Evaluation protocol") on the dataset's test pairs,
+ * The reference recall protocol (docs/method.md "Evaluation protocol") on the dataset's test pairs,
  * per subset, with the zero-image and empty-text probes.
  */
 export async function evaluateRestored(v: RestoredVariant, opts: { probes?: boolean; lengthThreshold?: number } = {}): Promise<RestoredEvaluation> {
@@ -227,7 +227,7 @@ export function splitNoteIds(dataset: Dataset, split: EmbedSplit): string[] {
   }
 }
 
-/** The n_m embeddings (L2-normalised, PAPER.md "Representation") of the given notes. */
+/** The n_m embeddings (L2-normalised, docs/method.md "Architecture") of the given notes. */
 export function embedRestored(v: RestoredVariant, noteIds: readonly string[], opts: EmbedOptions = {}): EmbeddingCatalogue {
   const notes: Note[] = noteIds.map((id) => {
     const n = v.dataset.notes.get(id);

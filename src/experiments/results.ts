@@ -1,5 +1,5 @@
 /**
- * Results as tables (danfojs DataFrames) and files: results.json (DESIGN.md "Contracts",
+ * Results as tables (danfojs DataFrames) and files: results.json (docs/architecture.md "Contracts",
  * with mean ± std over seeds), results.csv (one row per variant × subset), curves.json
  * (training curves for the report), and the printed recall table.
  */

@@ -136,7 +136,7 @@ export interface AggregatedVariant {
 }
 
 export interface AblationResults {
-  /** Open to extra fields, like the results.json schema the figures read (DESIGN.md "Contracts"). */
+  /** Open to extra fields, like the results.json schema the figures read (docs/architecture.md "Contracts"). */
   [extra: string]: unknown;
   dataset: string;
   backend: string;

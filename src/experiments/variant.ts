@@ -133,7 +133,7 @@ export async function buildVariantModel(spec: VariantModelSpec): Promise<Variant
   try {
     const model = new NoteLLM2Model(modelCfg, store);
     if ('pretrained' in spec.from) {
-      // The existing towers (PAPER.md premise): pretrained LM and vision encoder.
+      // The existing towers (docs/method.md "Overview"): pretrained LM and vision encoder.
       const { lm, vit } = spec.from.pretrained;
       if (lm) store.load((await loadCheckpoint(join(lm, 'model'))).weights, { strict: false });
       if (vit && model.vit) store.load((await loadCheckpoint(join(vit, 'model'))).weights, { strict: false });
@@ -184,7 +184,7 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
       progress: { label: `${spec.name} s${spec.seed}`, mode: spec.progress ?? 'auto' },
     });
 
-    // Evaluation (PAPER.md "Evaluation protocol") on the test notes, with the probes.
+    // Evaluation (docs/method.md "Evaluation protocol") on the test notes, with the probes.
     const t0 = performance.now();
     const notes: Note[] = testIds.map((id) => dataset.notes.get(id)!);
     const subsets = evaluationSubsets(dataset.notes, dataset.pairs.test, { threshold: spec.lengthThreshold });

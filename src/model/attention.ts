@@ -4,7 +4,7 @@
  * Dimension legend: b batch, tq query tokens, tk key tokens, d width, dc context width
  * (cross-attention keys/values), h heads, hd = d / h head width.
  *
- * Saliency hook (PAPER.md "Modality saliency"): `attnMask` multiplies the softmax
+ * Saliency hook (docs/method.md "Modality saliency"): `attnMask` multiplies the softmax
  * probabilities, A = P ⊙ M, before they weight the values. The caller passes M as a tensor
  * it differentiates against (a ones tensor); then ∂L/∂M at M = 1 equals P ⊙ ∂L/∂A, exactly
  * the per-entry term of I_l = |Σ_h A_h ⊙ ∂L/∂A_h|.

@@ -1,6 +1,6 @@
 /**
  * The representation model's configuration: which parts exist and how they are wired.
- * Every ablation switch of PAPER.md's variant table is a field here, never a code edit.
+ * Every ablation switch of docs/method.md's variant table is a field here, never a code edit.
  * The towers keep their own config types (ViTConfig, ConnectorConfig, LMConfig) and their own
  * resolve functions; `resolveModelConfig` composes them, so each default lives in one place.
  *
@@ -12,7 +12,7 @@ import { resolveViTConfig, type ResolvedViTConfig, type ViTConfig } from './vit'
 import { resolveConnectorConfig, type ConnectorConfig, type ResolvedConnectorConfig } from './connector';
 import { resolveLMConfig, type LMConfig, type ResolvedLMConfig } from './lm';
 
-/** Text truncation of PAPER.md "Prompts": title 20 chars, content 80, ≤ 10 hashtags of ≤ 16 chars, 140 tokens. */
+/** Text truncation of docs/method.md "Prompts": title 20 chars, content 80, ≤ 10 hashtags of ≤ 16 chars, 140 tokens. */
 export interface TextLimits {
   /** Defaults to 20. */
   titleChars?: number;
@@ -29,9 +29,9 @@ export interface TextLimits {
 export interface ModelConfig {
   /** Image tokens spliced into the LM prompt at `<IMG>` (early fusion). Defaults to true. */
   earlyFusion?: boolean;
-  /** Late-fusion gate after the LM (PAPER.md "Late fusion gate"). Defaults to false. */
+  /** Late-fusion gate after the LM (docs/method.md "Late fusion gate"). Defaults to false. */
   lateFusion?: boolean;
-  /** Multimodal in-context learning prompt with n_v and n_m (PAPER.md "Prompts"). Defaults to false. */
+  /** Multimodal in-context learning prompt with n_v and n_m (docs/method.md "Prompts"). Defaults to false. */
   micl?: boolean;
   /** Output embedding size (paper: 64). Defaults to 64. */
   outDim?: number;

@@ -1,5 +1,5 @@
 /**
- * Connectors: vision tokens → LLM-width tokens spliced into the prompt (PAPER.md
+ * Connectors: vision tokens → LLM-width tokens spliced into the prompt (docs/method.md
  * "Architecture").
  *
  *  - 'mlp'     LLaVA-style: the `mlp2x_gelu` projector (Linear → GELU → Linear) on every

@@ -1,5 +1,5 @@
 /**
- * Late-fusion gate (PAPER.md "Late fusion gate"):
+ * Late-fusion gate (docs/method.md "Late fusion gate"):
  *
  *   v = W_v · CLS_vit                 Linear, no bias, vision width → LM width
  *   z = sigmoid(W_g · [h ; v])        Linear 2d → d, no bias

@@ -1,5 +1,5 @@
 /**
- * Neural building blocks of the representation model (DESIGN.md "model" layer).
+ * Neural building blocks of the representation model (docs/architecture.md "model" layer).
  * Reading order: params → layers → rope → attention → vit → connector → lm.
  */
 export { ParamStore, pathHasPrefix } from './params';

@@ -1,6 +1,6 @@
 /**
  * Dense building blocks: Linear, LayerNorm, RMSNorm, GELU and SwiGLU MLPs, and the
- * `mlp2x_gelu` projector (PAPER.md "Architecture": Linear → GELU → Linear into the LLM width).
+ * `mlp2x_gelu` projector (docs/method.md "Architecture": Linear → GELU → Linear into the LLM width).
  *
  * Dimension legend: b batch, t tokens, d width (in), e width (out), f MLP hidden width.
  *

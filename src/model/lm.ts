@@ -1,5 +1,5 @@
 /**
- * Decoder-only causal language model in the LLaMA style (PAPER.md "Architecture": the LLM):
+ * Decoder-only causal language model in the LLaMA style (docs/method.md "Architecture": the LLM):
  * token embedding → N × [RMSNorm → causal attention with RoPE → residual,
  * RMSNorm → SwiGLU → residual] → final RMSNorm → LM head.
  *
@@ -176,7 +176,7 @@ export class DecoderLM {
 /**
  * Reads one token per example: h [b, t, d], index[i] ∈ [0, t) → [b, d]. This is how a note
  * embedding is taken from right-padded prompts (the last real token, or the token before
- * `<IMG_EMB>` under mICL; PAPER.md "Prompts"). A one-hot weighted sum rather than `gather`,
+ * `<IMG_EMB>` under mICL; docs/method.md "Prompts"). A one-hot weighted sum rather than `gather`,
  * so its gradient needs no scatter kernel on any backend; the cost, b·t·d, is negligible.
  */
 export function tokenAt(h: tf.Tensor3D, index: ArrayLike<number>): tf.Tensor2D {

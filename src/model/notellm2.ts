@@ -5,7 +5,7 @@
  *   note  ─► prompt (basic | mICL | text) ─► token embeddings ──┴► causal LM ─► h at n_m (and n_v)
  *   CLS ─► W_v ─► v ──► late-fusion gate(h, v) ─► ĥ ─► W_o ─► L2-normalise ─► 64-d embedding
  *
- * Which arrows exist is decided by the config (PAPER.md variant table), once, in the
+ * Which arrows exist is decided by the config (docs/method.md variant table), once, in the
  * constructor; forward() follows whatever was built. The model returns embeddings (and, on
  * request, attentions); losses live in src/train/loss.ts.
  *
@@ -77,7 +77,7 @@ export class NoteLLM2Model {
     this.connector = cfg.earlyFusion ? createConnector(cfg.connector, store, dv, d, 'connector') : null;
     this.imageTokens = this.connector && this.vit ? this.connector.numTokens(this.connectorInputTokens()) : 0;
     this.gate = cfg.lateFusion ? new LateFusionGate(store, 'fusion', dv, d) : null;
-    // Output head: Linear(d → 64, no bias) (PAPER.md "Architecture").
+    // Output head: Linear(d → 64, no bias) (docs/method.md "Architecture").
     this.head = new Linear(store, 'head', d, cfg.outDim, { bias: false });
   }
 
@@ -124,7 +124,7 @@ export class NoteLLM2Model {
     });
   }
 
-  /** Embeds a batch of prompts (and images): the forward pass of PAPER.md's architecture. */
+  /** Embeds a batch of prompts (and images): the forward pass of docs/method.md's architecture. */
   forward(x: ModelInputs, opts: ForwardOptions = {}): ModelOutputs {
     // tf.tidy keeps tensors nested in the returned object; its type wants a TensorContainer.
     return tf.tidy(() => this.forwardInner(x, opts) as unknown as tf.TensorContainer) as unknown as ModelOutputs;

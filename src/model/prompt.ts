@@ -1,5 +1,5 @@
 /**
- * Prompt builders of PAPER.md "Prompts" (English rendering of the reference prompts).
+ * Prompt builders of docs/method.md "Prompts" (English rendering of the reference prompts).
  *
  *   basic : Note: {"image": "<IMG>", "title": "…", "topic": "…", "content": "…"}, compress this note into one word: "
  *   mICL  : Note: {"image": "<IMG>"}, compress this note into one word: "<IMG_EMB>". Note: {"title": …, "topic": …, "content": …}, compress this note into one word: "
@@ -50,7 +50,7 @@ export function renderPrompt(kind: PromptKind, note: Note, limits: ResolvedModel
   }
 }
 
-/** Which prompt a model configuration uses (the wiring of PAPER.md's variant table). */
+/** Which prompt a model configuration uses (the wiring of docs/method.md's variant table). */
 export function promptKindFor(cfg: Pick<ResolvedModelConfig, 'earlyFusion' | 'micl'>): PromptKind {
   if (cfg.micl) return 'micl';
   return cfg.earlyFusion ? 'basic' : 'text';

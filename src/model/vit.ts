@@ -1,5 +1,5 @@
 /**
- * Vision Transformer (the vision encoder of PAPER.md "Architecture"; CLIP ViT-B/16 there,
+ * Vision Transformer (the vision encoder of docs/method.md "Architecture"; CLIP ViT-B/16 there,
  * a tiny one here): patchify by reshape → linear patch embedding → [CLS; patches] + learned
  * positions → pre-norm → N × [LayerNorm → bidirectional attention → residual, LayerNorm →
  * GELU MLP → residual] → final LayerNorm.

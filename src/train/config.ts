@@ -1,6 +1,6 @@
 /**
  * Training configuration, defaults in one place (`resolveTrainConfig`). The paper's reference
- * optimisation (PAPER.md "Training objective") is AdamW, lr 3e-6 for a 7B model, weight
+ * optimisation (docs/method.md "Training objective") is AdamW, lr 3e-6 for a 7B model, weight
  * decay 0.001, 10 % warm-up, one epoch, 128 pairs per step; the defaults here keep the
  * decay, warm-up and temperature and scale batch, lr and epochs to laptop-size models.
  */

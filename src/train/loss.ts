@@ -1,5 +1,5 @@
 /**
- * Training objectives (PAPER.md "Training objective"):
+ * Training objectives (docs/method.md "Training objective"):
  *
  * - symmetric in-batch InfoNCE over the 2B notes of B related pairs, with a learnable
  *   temperature τ used as exp(τ) and the self-similarity masked out;
@@ -16,9 +16,9 @@ import { tf } from '../backend';
 
 /** The paper's initial temperature: exp(3.0) ≈ 20.1 as the logit scale. */
 export const DEFAULT_TAU_INIT = 3.0;
-/** PAPER.md: mICL weights text : vision = 9 : 1. */
+/** docs/method.md: mICL weights text : vision = 9 : 1. */
 export const DEFAULT_MICL_WEIGHTS = { text: 9, vision: 1 } as const;
-/** PAPER.md (NoteLLM): weight of the generative term. */
+/** docs/method.md "Training objective" (NoteLLM): weight of the generative term. */
 export const DEFAULT_GEN_ALPHA = 0.01;
 /** Label value that `tokenCrossEntropy` skips (the PyTorch convention). */
 export const IGNORE_INDEX = -100;
@@ -31,7 +31,7 @@ export const IGNORE_INDEX = -100;
 const SELF_MASK = -1e9;
 
 /**
- * The learnable temperature τ as a scalar variable (used as exp(τ); PAPER.md: init 3.0).
+ * The learnable temperature τ as a scalar variable (used as exp(τ); docs/method.md: init 3.0).
  * tfjs variable names are process-global, so `name` defaults to an automatic unique one;
  * register τ in the trained parameter set as e.g. "loss.tau" (being a scalar, the optimiser's
  * default filter excludes it from weight decay).
@@ -50,7 +50,7 @@ export function l2Normalize(x: tf.Tensor2D, eps = 1e-12): tf.Tensor2D {
 }
 
 /**
- * Symmetric in-batch InfoNCE (PAPER.md "Training objective").
+ * Symmetric in-batch InfoNCE (docs/method.md "Training objective").
  *
  * a[i] and b[i] are the embeddings of a related pair. The 2B notes e = [a; b] each act as an
  * anchor: s_ij = exp(τ)·cos(e_i, e_j) over all j ≠ i (the diagonal is masked), and the loss
@@ -105,7 +105,7 @@ function partnerOneHot(b: number): tf.Tensor2D {
 }
 
 /**
- * mICL loss (PAPER.md): `(w_t·L_m + w_v·L_v) / (w_t + w_v)`, where L_m is the InfoNCE of the
+ * mICL loss (docs/method.md): `(w_t·L_m + w_v·L_v) / (w_t + w_v)`, where L_m is the InfoNCE of the
  * multimodal embeddings n_m and L_v that of the visual embeddings n_v. Defaults 9 : 1.
  */
 export function miclLoss(
@@ -124,7 +124,7 @@ export function miclLoss(
   );
 }
 
-/** NoteLLM's combination with the generative term (PAPER.md): `(L_cl + α·L_gen) / (1 + α)`. */
+/** NoteLLM's combination with the generative term (docs/method.md): `(L_cl + α·L_gen) / (1 + α)`. */
 export function withGenerativeLoss(
   lossContrastive: tf.Scalar,
   lossGenerative: tf.Scalar,

@@ -1,6 +1,6 @@
 /**
  * AdamW with decoupled weight decay (Loshchilov & Hutter), per-parameter decay exclusion,
- * global-norm gradient clipping, and the learning-rate schedule of PAPER.md "Training
+ * global-norm gradient clipping, and the learning-rate schedule of docs/method.md "Training
  * objective" (linear warm-up over a fraction of the steps, then cosine or linear decay).
  *
  * The state (first/second moments and the step count) exports to named Float32Arrays and
@@ -23,7 +23,7 @@ export interface ScheduleConfig {
   lr: number;
   /** Number of optimiser steps in the whole run. */
   totalSteps: number;
-  /** Warm-up length: a fraction of totalSteps when < 1, else a step count. Defaults to 0.1 (PAPER.md: 10 %). */
+  /** Warm-up length: a fraction of totalSteps when < 1, else a step count. Defaults to 0.1 (docs/method.md: 10 %). */
   warmup?: number;
   /** Shape after warm-up. Defaults to 'cosine'. */
   decay?: DecayKind;
@@ -119,7 +119,7 @@ export interface AdamWConfig {
   beta2?: number;
   /** Defaults to 1e-8. */
   eps?: number;
-  /** Decoupled weight decay coefficient. Defaults to 0.01 (PAPER.md's reference run uses 0.001). */
+  /** Decoupled weight decay coefficient. Defaults to 0.01 (docs/method.md's reference run uses 0.001). */
   weightDecay?: number;
   /** Clip the global gradient norm to this value before the update. Defaults to none. */
   clipNorm?: number;

@@ -1,5 +1,5 @@
 /**
- * Unimodal LM pretraining: next-token prediction on a text corpus (PAPER.md "Architecture":
+ * Unimodal LM pretraining: next-token prediction on a text corpus (docs/method.md "Architecture":
  * the LLM arrives already trained on text before it is glued to the vision encoder).
  *
  * Every document becomes `<bos> text <eos>`. Two layouts:

@@ -1,7 +1,7 @@
 /**
  * Unimodal vision-encoder pretraining: SimCLR-style instance discrimination (Chen et al.,
  * 2020). Each training image gives two randomly augmented views; a small projection head maps
- * the ViT's CLS token (the global feature late fusion reads, PAPER.md "Late fusion gate") to
+ * the ViT's CLS token (the global feature late fusion reads, docs/method.md "Late fusion gate") to
  * z, and the symmetric in-batch InfoNCE over the 2B views (`infoNce`, self-similarity
  * masked) asks each view to pick out its sibling among the other 2B − 2. The head is
  * discarded afterwards (SimCLR: the layer before the head transfers better).

@@ -1,6 +1,6 @@
 /**
  * The parts the paper glues together arrive already trained, each on its own modality
- * (PAPER.md, first paragraphs: "glue any existing LLM and any existing vision encoder"). Here
+ * (docs/method.md "Overview": existing unimodal models glued by a connector). Here
  * the two towers get that unimodal training before any representation training sees them:
  *
  * - `pretrainLM`: next-token prediction on a text corpus (pretrain-lm.ts);

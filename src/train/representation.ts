@@ -1,5 +1,5 @@
 /**
- * Representation training (PAPER.md "Training objective") as a TrainTask: batches of related
+ * Representation training (docs/method.md "Training objective") as a TrainTask: batches of related
  * pairs (a_i, b_i) → embeddings of the 2B notes → symmetric in-batch InfoNCE with the
  * learnable temperature τ; under mICL `(w_t·L_m + w_v·L_v)/(w_t + w_v)` over n_m and n_v.
  *
@@ -16,7 +16,7 @@ import { infoNce, miclLoss } from './loss';
 import type { ResolvedTrainConfig } from './config';
 import type { Split, TrainTask } from './trainer';
 
-/** Parameter path of the temperature τ (used as exp τ, PAPER.md init 3.0). */
+/** Parameter path of the temperature τ (used as exp τ, docs/method.md init 3.0). */
 export const TAU_PATH = 'loss.tau';
 
 /** A frozen encoder's features of many notes, plain and flipped, held as float32 arrays. */

@@ -2,7 +2,7 @@
  * The files of a run folder that the report reads, their schemas, and loading with errors that
  * name the file and the field.
  *
- *   runs/<name>/results.json     required  Results (DESIGN.md "Contracts", multi-seed extension in types.ts)
+ *   runs/<name>/results.json     required  Results (docs/architecture.md "Contracts", multi-seed extension in types.ts)
  *   runs/<name>/curves.json      optional  { "curves": [{ "preset", "seed"?, "points": [{ "step", "loss", "tau"?, "lr"? }] }] }
  *   runs/<name>/saliency.json    optional  { "presets": [{ "preset", "layers": [{ "sv", "st", "so", "attnImage"?, "attnText"? }] }] }
  *   runs/<name>/embeddings.json  optional  { "preset"?, "points": [{ "id"?, "category", "title"?, "vector": number[] }] }

@@ -77,7 +77,7 @@ export function seedCount(v: ResultsVariant): number {
 }
 
 /**
- * Fixed colours for the named presets of DESIGN.md, so a preset has the same colour in every
+ * Fixed colours for the named presets of docs/architecture.md, so a preset has the same colour in every
  * figure of a report; other names take the remaining palette in order.
  */
 const PRESET_COLOURS: Record<string, string> = {

@@ -72,7 +72,7 @@ export interface ResultsVariant {
   seeds?: SeedRun[];
 }
 
-/** The results.json written by every run (DESIGN.md "Contracts"). */
+/** The results.json written by every run (docs/architecture.md "Contracts"). */
 export interface Results {
   dataset: string;
   backend: string;
@@ -81,7 +81,7 @@ export interface Results {
   [extra: string]: unknown;
 }
 
-/** Per-layer modality saliency of one preset (PAPER.md "Modality saliency"). */
+/** Per-layer modality saliency of one preset (docs/method.md "Modality saliency"). */
 export interface SaliencyLayer {
   /** Flow from image tokens to the target (final) token. */
   sv: number;

@@ -48,7 +48,7 @@ function checkHelp(cmd: Command, text: string): void {
 test('--help of every subcommand lists its options', () => {
   const program = buildProgram();
   const names = program.commands.map((c) => c.name());
-  // The single-step commands and the ablation must be there (DESIGN.md "Contracts").
+  // The single-step commands and the ablation must be there (docs/architecture.md "Contracts").
   for (const required of ['train', 'eval', 'embed', 'ablate']) assert.ok(names.includes(required), `subcommand ${required} missing; have ${names.join(', ')}`);
   for (const cmd of program.commands) {
     let text = '';

@@ -1,5 +1,5 @@
 /**
- * Modality saliency (PAPER.md "Modality saliency") on hand-built models whose answer is known.
+ * Modality saliency (docs/method.md "Modality saliency") on hand-built models whose answer is known.
  *
  * The hand-worked case: one LM layer with q = k = 0 (uniform causal attention, P[f, j] =
  * 1/(f+1)), no MLP (down = 0), and a rank-1 value map W_v = e_0 ⊗ r, so every token's value

@@ -16,7 +16,7 @@ before(async () => {
 });
 
 /**
- * Plain float64 reference of PAPER.md's symmetric InfoNCE: e = [a; b], s_ij = exp(τ)·cos,
+ * Plain float64 reference of docs/method.md's symmetric InfoNCE: e = [a; b], s_ij = exp(τ)·cos,
  * diagonal excluded, target of row i is (i + B) mod 2B, mean over the 2B rows.
  */
 function refInfoNce(a: number[][], b: number[][], tau: number): number {
