@@ -8,3 +8,4 @@ export { gemmInfo, ortAvailable, setGemm, setOrtThreads, defaultOrtThreads, setG
 export type { GemmName, GemmInfo } from './gemm';
 export { WASM_THREADS_FINDINGS, setTransposeWrapper, transposeWrapperEnabled } from './wasm-kernels';
 export { setSimd, simdEnabled } from './wasm-simd';
+export { mapPool } from './pool';

@@ -7,13 +7,10 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { PRESET_NAMES, SWEEP_NAMES, sweepVariants } from '../experiments/presets';
 import { runAblation } from '../experiments/runner';
-import { formatResultsTable, writeResults } from '../experiments/results';
+import { formatResultsTable } from '../experiments/results';
 import { DEFAULT_ABLATION_TRAIN, smokeDefaults } from '../experiments/defaults';
-import { ensureDataset } from '../experiments/datasets';
-import { writeRunExtras } from '../experiments/extras';
-import { writeReport } from '../viz/report';
-import { saliencyForRun } from '../experiments/load';
 import { intArg, numArg } from './args';
+import { writeRunOutputs } from './run-outputs';
 
 export function registerAblate(program: Command): void {
   program
@@ -51,12 +48,13 @@ export function registerAblate(program: Command): void {
       });
       console.log(`\nRecall on ${results.dataset} (${results.seedList.length} seed${results.seedList.length > 1 ? 's' : ''}; ${runs[0]?.nQueries} queries, pool ${runs[0]?.poolSize}):\n`);
       console.log(formatResultsTable(results));
-      const files = await writeResults(out, results, runs);
-      // The report's projection and neighbour gallery (embeddings.json, neighbours.json).
-      const extras = await writeRunExtras({ out, datasetDir: (await ensureDataset(o.dataset)).dir, runs, skipBad: o.skipBad });
-      // Where each variant's embedding looks, per layer (saliency.json, the report's saliency figure).
-      if (o.saliency !== false) await saliencyForRun(out, { log: (m) => console.log(m) });
-      const report = await writeReport(out, { png: o.png });
-      console.log(`\nwrote ${files.json}, ${files.csv}, ${extras.embeddings}, ${extras.neighbours}, ${report.html}${report.pngs.length ? ` and ${report.pngs.length} PNGs` : ''} (${results.wallSeconds.toFixed(0)} s)`);
+      const files = await writeRunOutputs(out, results, runs, {
+        dataset: o.dataset,
+        skipBad: o.skipBad,
+        saliency: o.saliency !== false,
+        png: o.png,
+        log: (m) => console.log(m),
+      });
+      console.log(`\nwrote ${files.join(', ')} (${results.wallSeconds.toFixed(0)} s)`);
     });
 }

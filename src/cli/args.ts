@@ -1,5 +1,5 @@
 /** Argument parsers for commander options, with errors that name the option and the expected value. */
-import { CHECKPOINT_CHOICES, type CheckpointChoice } from '../experiments/restore';
+import { CHECKPOINT_CHOICES, type CheckpointChoice } from '../train/trainer';
 
 /** A number that passes `check`; blank strings are refused (Number('') would be 0). */
 export function numberArg(name: string, check: (x: number) => boolean, expected: string) {

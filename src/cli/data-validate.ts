@@ -4,7 +4,8 @@
  * `file:line: kind: message`. Exits 1 when anything is wrong, 0 when the dataset is clean.
  */
 import { Command, Option } from 'commander';
-import { formatReport, IMAGE_CHECKS, validateDataset, type ImageCheck } from '../data/validate';
+import { formatReport, validateDataset } from '../data/validate';
+import { IMAGE_CHECKS, type ImageCheck } from '../data/problems';
 
 export interface DataValidateOptions {
   /** How deeply images are checked. Defaults to 'decode'. */

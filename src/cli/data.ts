@@ -5,7 +5,8 @@
  */
 import { Command } from 'commander';
 import { initBackend } from '../backend';
-import { baselineEmbeddings, formatDatasetSummary, type BaselineRecall, type BuiltDataset } from '../data/baselines';
+import { baselineEmbeddings } from '../data/baselines';
+import { formatDatasetSummary, type BaselineRecall, type BuiltDataset } from '../data/summary';
 import { buildOpenmoji } from '../data/openmoji';
 import { buildPairs, readEventsCsv, writePairsCsv } from '../data/pairs';
 import { buildSynth } from '../data/synth';

@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { EmbeddingCatalogue, type CatalogueHit } from '../eval/catalogue';
-import { EMBED_SPLITS, embedRestored, restoreVariant, splitNoteIds, type CheckpointChoice, type EmbedSplit } from '../experiments/restore';
+import { EMBED_SPLITS, embedRestored, restoreVariant, splitNoteIds, type EmbedSplit } from '../experiments/restore';
+import type { CheckpointChoice } from '../train/trainer';
 import { checkpointArg, intArg } from './args';
 
 export interface EmbedCommandOptions {

@@ -7,10 +7,10 @@ import type { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { initBackend } from '../backend';
-import { evaluateRestored, restoreVariant, meanGateRestored, type CheckpointChoice, type RestoredEvaluation } from '../experiments/restore';
-import { formatResultsTable } from '../experiments/results';
-import type { AblationResults, AggregatedVariant } from '../experiments/runner';
-import type { RecallMap } from '../experiments/variant';
+import { restoreVariant } from '../experiments/restore';
+import { evaluateVariant, GATE_NOTES, type VariantEvaluation } from '../experiments/evaluate';
+import { aggregate, formatResultsTable, type AblationResults } from '../experiments/results';
+import type { CheckpointChoice } from '../train/trainer';
 import { checkpointArg } from './args';
 
 export interface EvalCommandOptions {
@@ -26,12 +26,9 @@ export interface EvalCommandOptions {
 
 export interface EvalCommandResult {
   checkpointDir: string;
-  evaluation: RestoredEvaluation;
+  evaluation: VariantEvaluation;
   results: AblationResults;
 }
-
-const zeros = (m: RecallMap): RecallMap => Object.fromEntries(Object.keys(m).map((k) => [k, 0]));
-const zerosNested = (m: Record<string, RecallMap>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, zeros(v)]));
 
 export async function evalCommand(o: EvalCommandOptions): Promise<EvalCommandResult> {
   const log = o.log ?? ((m: string) => console.log(m));
@@ -40,24 +37,29 @@ export async function evalCommand(o: EvalCommandOptions): Promise<EvalCommandRes
     const name = loaded.config.name ?? loaded.config.preset;
     const seed = loaded.config.train.seed;
     log(`evaluating ${name} (seed ${seed}) from ${loaded.dir} on ${loaded.dataset.dir} …`);
-    const e = await evaluateRestored(loaded, { probes: o.probes });
-    const meanGate = meanGateRestored(loaded, loaded.dataset.noteIds.test.slice(0, 256));
-    const probes: Record<string, RecallMap> = e.probes ? { zeroImage: e.probes.zeroImage.metrics, emptyText: e.probes.emptyText.metrics } : {};
-    const variant: AggregatedVariant = {
-      name,
-      preset: loaded.config.preset,
-      config: { model: loaded.config.model, train: loaded.config.train, preset: loaded.config.preset },
-      metrics: e.metrics,
-      metricsStd: zeros(e.metrics),
-      subsets: e.subsets,
-      subsetsStd: zerosNested(e.subsets),
-      probes,
-      probesStd: zerosNested(probes),
-      probeSubsets: e.probes ? { zeroImage: e.probes.zeroImage.subsets, emptyText: e.probes.emptyText.subsets } : {},
-      trainSeconds: 0,
-      seeds: [{ seed, metrics: e.metrics, subsets: e.subsets, trainSeconds: 0, meanGate }],
-      meanGate,
-    };
+    const e = await evaluateVariant(loaded, { probes: o.probes });
+    const { config } = loaded;
+    const variant = aggregate([
+      {
+        name,
+        preset: config.preset,
+        seed,
+        config: { model: config.model, train: config.train, preset: config.preset },
+        metrics: e.metrics,
+        subsets: e.subsets,
+        probes: e.probes,
+        nQueries: e.nQueries,
+        poolSize: e.poolSize,
+        trainSeconds: 0,
+        evalSeconds: e.seconds,
+        steps: 0,
+        bestEpoch: -1,
+        valLoss: [],
+        curve: [],
+        meanGate: e.meanGate,
+        backend: (await initBackend()).name,
+      },
+    ]);
     const results: AblationResults = {
       dataset: loaded.dataset.name,
       backend: (await initBackend()).name,
@@ -70,7 +72,7 @@ export async function evalCommand(o: EvalCommandOptions): Promise<EvalCommandRes
     log(`\nRecall on ${loaded.dataset.name} (${e.nQueries} queries, pool ${e.poolSize}):\n`);
     const subsets = e.probes ? undefined : ['all', ...Object.keys(e.subsets)];
     log(formatResultsTable(results, { metrics: Object.keys(e.metrics), subsets }));
-    if (meanGate !== undefined) log(`\nmean late-fusion gate z over ${Math.min(256, loaded.dataset.noteIds.test.length)} test notes: ${meanGate.toFixed(3)} (1 = all LM side)`);
+    if (e.meanGate !== undefined) log(`\nmean late-fusion gate z over ${Math.min(GATE_NOTES, loaded.dataset.noteIds.test.length)} test notes: ${e.meanGate.toFixed(3)} (1 = all LM side)`);
     if (o.json) {
       const file = resolve(o.json);
       mkdirSync(dirname(file), { recursive: true });

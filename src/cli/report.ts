@@ -3,7 +3,7 @@
  * one PNG per figure rendered in headless Chromium.
  */
 import type { Command } from 'commander';
-import { RUN_FILES } from '../viz/files';
+import { RUN_FILES } from '../experiments/run-folder';
 import { writeReport } from '../viz/report';
 
 export function registerReport(program: Command): void {

@@ -5,7 +5,7 @@
  * `<run>/saliency.json` (the report's saliency figure reads it).
  */
 import type { Command } from 'commander';
-import { saliencyForRun, type RunSaliencyEntry } from '../experiments/load';
+import { saliencyForRun, type RunSaliencyEntry } from '../experiments/saliency';
 import { checkpointArg, intArg } from './args';
 
 /** One table per variant: layer, S_v, S_t, S_o, attention mass on image / text. */

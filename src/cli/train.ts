@@ -8,15 +8,14 @@ import type { Command } from 'commander';
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PRESET_NAMES, presetConfig } from '../experiments/presets';
-import { runAblation, type AblationResults } from '../experiments/runner';
-import { formatResultsTable, writeResults } from '../experiments/results';
+import { runAblation } from '../experiments/runner';
+import { formatResultsTable, type AblationResults, type VariantResult } from '../experiments/results';
 import { smokeDefaults } from '../experiments/defaults';
-import { ensureDataset } from '../experiments/datasets';
-import { variantEmbeddingsDir, writeRunExtras } from '../experiments/extras';
-import { variantCheckpointsDir, type VariantResult } from '../experiments/variant';
+import { variantCheckpointRoot, variantEmbeddingsDir } from '../experiments/run-folder';
 import type { TrainConfig } from '../train/config';
-import { writeReport } from '../viz/report';
+import { checkpointSlot } from '../train/trainer';
 import { intArg, numArg } from './args';
+import { writeRunOutputs } from './run-outputs';
 
 export interface TrainCommandOptions {
   dataset: string;
@@ -65,11 +64,11 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainCommand
   const seed = o.seed ?? 0;
   const smoke = smokeDefaults();
   const out = resolve(o.out ?? defaultTrainOut(o.dataset, o.preset, seed));
-  const checkpointDir = variantCheckpointsDir(out, o.preset, seed);
+  const checkpointDir = variantCheckpointRoot(out, o.preset, seed);
   const embeddingsDir = variantEmbeddingsDir(out, o.preset, seed);
   // The trainer continues from `last` whenever it exists; an accidental rerun into the same
   // folder should not silently continue an older run, so that takes --resume.
-  const last = join(checkpointDir, 'last');
+  const last = checkpointSlot(checkpointDir, 'last');
   if (existsSync(last)) {
     if (o.fresh) {
       log(`discarding the earlier checkpoint ${checkpointDir}`);
@@ -105,16 +104,9 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainCommand
   const run = runs[0];
   log(`\n${run.name} (seed ${seed}): ${run.steps} steps in ${run.trainSeconds.toFixed(0)} s, best epoch ${run.bestEpoch + 1}; recall on ${results.dataset} (${run.nQueries} queries, pool ${run.poolSize}):\n`);
   log(formatResultsTable(results));
-  const written = await writeResults(out, results, runs);
-  const files = [written.json, written.csv, written.curves];
-  if (o.report !== false) {
-    const { dir } = await ensureDataset(o.dataset);
-    const extras = await writeRunExtras({ out, datasetDir: dir, runs, skipBad: o.skipBad });
-    const report = await writeReport(out, { png: o.png });
-    files.push(extras.embeddings, extras.neighbours, report.html, ...report.pngs);
-  }
+  const files = await writeRunOutputs(out, results, runs, { dataset: o.dataset, skipBad: o.skipBad, report: o.report, png: o.png, log });
   log(`\nwrote ${files.join(', ')}`);
-  log(`model: ${join(checkpointDir, 'best')} (notellm2 eval --checkpoint ${checkpointDir}); test-note embeddings: ${embeddingsDir}`);
+  log(`model: ${checkpointSlot(checkpointDir, 'best')} (notellm2 eval --checkpoint ${checkpointDir}); test-note embeddings: ${embeddingsDir}`);
   return { out, checkpointDir, embeddingsDir, results, run, files };
 }
 

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
-import type { Problem } from './validate';
+import type { Problem } from './problems';
 
 /** One CSV record with the 1-based line it starts on. */
 export interface CsvRow {

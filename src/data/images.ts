@@ -16,14 +16,16 @@ import { mkdir, open, readFile, realpath, rename, stat } from 'node:fs/promises'
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { tf, type Rng, type Tensor4D } from '../backend';
+import { mapPool } from '../backend/pool';
 import type { Dataset } from './schema';
+import { CACHE_DIR } from './write';
 
 /** CLIP's per-channel normalisation (RGB), as in open_clip / OpenAI CLIP preprocessing. */
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
 
 /** Where the on-disk image cache lives by convention (git-ignored). */
-export const DEFAULT_IMAGE_CACHE_DIR = 'datasets/cache';
+export const DEFAULT_IMAGE_CACHE_DIR = CACHE_DIR;
 
 /** lut[c * 256 + v] = (v / 255 − mean[c]) / std[c], rounded once to float32. */
 const LUT = (() => {
@@ -222,16 +224,10 @@ export class ImageStore {
     if (cacheFile && (await this.readCache(cacheFile, needed))) return this.stats;
 
     const t0 = performance.now();
-    let next = 0;
-    const worker = async () => {
-      while (next < needed.length) {
-        const p = needed[next++];
-        this.pixelsByPath.set(p, await decodeImage(p, this.size));
-        this.counts.decoded++;
-      }
-    };
-    const n = Math.max(1, Math.min(this.opts.concurrency ?? 4, needed.length));
-    await Promise.all(Array.from({ length: n }, worker));
+    await mapPool(needed, this.opts.concurrency ?? 4, async (p) => {
+      this.pixelsByPath.set(p, await decodeImage(p, this.size));
+      this.counts.decoded++;
+    });
     this.counts.decodeSeconds += (performance.now() - t0) / 1000;
     if (cacheFile) await this.writeCache(cacheFile, needed);
     return this.stats;

@@ -1,6 +1,7 @@
 export * from './schema';
 export * from './csv';
 export * from './loaders';
+export * from './problems';
 export * from './validate';
 export * from './images';
 export * from './tokenizer';
@@ -10,4 +11,5 @@ export * from './synth';
 export * from './synth-image';
 export * from './openmoji';
 export * from './baselines';
+export * from './summary';
 export * from './write';

@@ -8,11 +8,12 @@
  *     images/        train notes' images, named by image_id (.jpg .jpeg .png .webp .svg or bare)
  *     images_test/   test notes' images
  *
- * Every problem is collected in one pass (see validate.ts for the kinds). Strict by default:
+ * Every problem is collected in one pass (see problems.ts for the kinds). Strict by default:
  * any problem throws a DatasetError listing all of them; `skipBad` leaves the bad rows out.
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { mapPool } from '../backend/pool';
 import { readCsv, readJsonl, type CsvRow } from './csv';
 import { probeImage } from './images';
 import type { Dataset, Note, Pair, SplitName } from './schema';
@@ -24,7 +25,7 @@ import {
   type ImageCheck,
   type Problem,
   type ValidationReport,
-} from './validate';
+} from './problems';
 
 export const NOTE_COLUMNS = ['note_id', 'title', 'content', 'image_id', 'category'] as const;
 export const PAIR_COLUMNS = ['note_id', 'related_note_id'] as const;
@@ -329,15 +330,6 @@ async function listFolder(path: string): Promise<Set<string> | null> {
   }
 }
 
-/** Runs `fn` over `items` with at most `limit` promises in flight. */
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-}
-
 // ---------------------------------------------------------------------------------------------
 // The dataset
 
@@ -395,7 +387,7 @@ export async function loadDataset(dirIn: string, opts: LoadOptions = {}): Promis
   const listings = new Map<string, Set<string> | null>();
   for (const folder of Object.values(IMAGE_DIRS)) listings.set(folder, await listFolder(join(dir, folder)));
   const imagePaths = new Map<string, string>();
-  await pool(unique, opts.concurrency ?? 4, async (r) => {
+  await mapPool(unique, opts.concurrency ?? 4, async (r) => {
     const own = IMAGE_DIRS[r.split];
     const other = IMAGE_DIRS[r.split === 'train' ? 'test' : 'train'];
     const res = await resolveImage(dir, realDir, [own, other], r.note.imageId, listings);

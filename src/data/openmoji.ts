@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import sharp from 'sharp';
 import { Rng } from '../backend/rng';
-import { generatedDataset, type BuiltDataset } from './baselines';
+import { generatedDataset, type BuiltDataset } from './summary';
 import type { Note, Pair, SplitName } from './schema';
 import { resolveSplitConfig, splitByNotes, type SplitConfig, type SplitResult } from './splits';
 import { builtinDatasetDir, readDatasetMeta, writeReferenceDataset } from './write';

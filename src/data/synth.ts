@@ -21,7 +21,7 @@
  * at most one topic, so the text of a visual pair still says nothing about its partner.
  */
 import { Rng } from '../backend/rng';
-import { generatedDataset, type BuiltDataset } from './baselines';
+import { generatedDataset, type BuiltDataset } from './summary';
 import { buildPairs, resolvePairBuilderConfig, type EngagementEvent, type PairBuilderConfig, type PairBuildStats } from './pairs';
 import type { Note, Pair } from './schema';
 import { resolveSplitConfig, splitByNotes, type SplitConfig, type SplitResult } from './splits';

@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import { mapPool } from '../backend/pool';
 import type { Note, Pair, SplitName } from './schema';
 
 export interface ReferenceLayout {
@@ -43,13 +44,18 @@ export interface WriteSummary {
   imageSeconds: number;
 }
 
+/** The datasets folder, under the working directory: built-in datasets and caches (datasets/README.md). */
+export const DATASETS_DIR = 'datasets';
+/** The caches inside it: tokenizers, pretrained towers, decoded images (git-ignored). */
+export const CACHE_DIR = join(DATASETS_DIR, 'cache');
+
 /**
  * Folder of a built-in dataset (`synth`, `openmoji`): `datasets/<name>` under the working
  * directory, where `ablate`, `train` and the caches (`datasets/cache`) look too; the smoke
  * size (NOTELLM2_SMOKE=1) gets its own `<name>-smoke` folder so the two never mix.
  */
 export function builtinDatasetDir(name: string, smoke = process.env.NOTELLM2_SMOKE === '1'): string {
-  return resolve('datasets', smoke ? `${name}-smoke` : name);
+  return resolve(DATASETS_DIR, smoke ? `${name}-smoke` : name);
 }
 
 /** dataset.json of a folder, or null when absent or unreadable. */
@@ -73,20 +79,6 @@ export function noteRow(note: Note): [string, string, string, string, string] {
   const content = note.content === '' ? tags : tags === '' ? note.content : `${note.content} ${tags}`;
   const category = note.category.length ? note.category.map((c) => c.replace(/@/g, ' ')).join('@') + '@' : '';
   return [note.id, note.title, content, note.imageId, category];
-}
-
-/** Runs `fn` over `items` with at most `limit` promises in flight. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
 }
 
 /** True when a folder looks like a dataset this module (or the reference) wrote. */
@@ -134,7 +126,7 @@ export async function writeReferenceDataset(dirIn: string, ds: ReferenceLayout, 
       ...testNotes.map((n) => ({ n, folder: 'images_test' })),
     ];
     const written = new Set<string>();
-    await mapLimit(jobs, opts.concurrency ?? 8, async ({ n, folder }) => {
+    await mapPool(jobs, opts.concurrency ?? 8, async ({ n, folder }) => {
       const key = `${folder}/${n.imageId}`;
       if (written.has(key)) return; // notes may share one image
       written.add(key);

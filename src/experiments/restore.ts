@@ -8,16 +8,15 @@
  * and training configs, the dataset folder and the tokenizer file, so the checkpoint folder
  * alone is enough; another dataset can be named instead.
  *
- * Evaluation follows runVariant's steps exactly — the frozen encoder's features computed in
- * the same batches, the same embedding chunks, the same subsets — so a saved model's recall
- * equals what its run reported, number for number.
+ * The model is set up as runVariant set it up — the frozen encoder's features computed over
+ * the same notes in the same batches — and evaluated by the same function, so a saved model's
+ * recall equals what its run reported, number for number.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { initBackend, tf } from '../backend';
+import { initBackend } from '../backend';
 import { loadDataset } from '../data/loaders';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
-import { evaluationSubsets } from '../data/splits';
 import type { Dataset, Note } from '../data/schema';
 import type { ImageStore } from '../data/images';
 import type { ParamStore } from '../model/params';
@@ -26,11 +25,12 @@ import type { NoteLLM2Model } from '../model/notellm2';
 import type { PromptEncoder } from '../model/batch';
 import { CHECKPOINT_FILES, loadCheckpoint } from '../model/checkpoint';
 import { resolveTrainConfig, type ResolvedTrainConfig } from '../train/config';
-import { buildInputs, embedNotes, type EmbedOptions, type VisionSource } from '../train/representation';
-import { evaluateRecall, type RecallResult } from '../eval/recall';
+import { CHECKPOINT_CHOICES, checkpointSlot, type CheckpointChoice } from '../train/trainer';
+import { buildInputs, embedNotes, type EmbedOptions, type RepresentationBatch, type VisionSource } from '../train/representation';
 import { EmbeddingCatalogue } from '../eval/catalogue';
 import { ensureDataset } from './datasets';
-import { buildVariantModel, runNoteIds, type RecallMap } from './variant';
+import { buildVariantModel, runNoteIds } from './variant';
+import { checkpointsRoot, checkpointVariants, RUN_DIRS, variantCheckpointDir } from './run-folder';
 
 /** config.json of a representation checkpoint (see runVariant). */
 export interface CheckpointConfig {
@@ -41,11 +41,7 @@ export interface CheckpointConfig {
   datasetDir?: string;
   tokenizerPath?: string;
   pretrained?: { lm?: string; vit?: string };
-  lengthThreshold?: number;
 }
-
-export type CheckpointChoice = 'best' | 'last';
-export const CHECKPOINT_CHOICES: readonly CheckpointChoice[] = ['best', 'last'];
 
 /**
  * The checkpoint directory (the one holding model.safetensors) that `path` names: the
@@ -59,18 +55,18 @@ export function resolveCheckpointDir(path: string, which: CheckpointChoice = 'be
   const has = (d: string) => existsSync(join(d, CHECKPOINT_FILES.weights));
   if (has(dir)) return dir;
   const other: CheckpointChoice = which === 'best' ? 'last' : 'best';
-  for (const kind of [which, other]) if (has(join(dir, kind))) return join(dir, kind);
-  const runCheckpoints = join(dir, 'checkpoints');
+  for (const kind of [which, other]) if (has(checkpointSlot(dir, kind))) return checkpointSlot(dir, kind);
+  const runCheckpoints = checkpointsRoot(dir);
   if (existsSync(runCheckpoints)) {
-    const variants = readdirSync(runCheckpoints, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
+    const variants = checkpointVariants(dir);
     if (variants.length === 1) return resolveCheckpointDir(join(runCheckpoints, variants[0]), which);
     if (variants.length > 1) {
       throw new Error(`checkpoint ${path}: a run folder with ${variants.length} variants; name one of ${variants.map((v) => join(runCheckpoints, v)).join(', ')}`);
     }
   }
   throw new Error(
-    `checkpoint ${path}: no ${CHECKPOINT_FILES.weights} in ${dir}, ${join(dir, 'best')} or ${join(dir, 'last')} ` +
-      `(expected a variant's checkpoint folder such as runs/<name>/checkpoints/<preset>-s<seed>)`,
+    `checkpoint ${path}: no ${CHECKPOINT_FILES.weights} in ${dir}, ${checkpointSlot(dir, 'best')} or ${checkpointSlot(dir, 'last')} ` +
+      `(expected a variant's checkpoint folder such as ${join('runs', '<run>', RUN_DIRS.checkpoints, '<preset>-s<seed>')})`,
   );
 }
 
@@ -160,56 +156,6 @@ export async function restoreVariant(path: string, opts: RestoreOptions = {}): P
   return { dir, config, model, store, tokenizer, encoder, dataset, vision, images, dispose: () => store.dispose() };
 }
 
-export interface RestoredEvaluation {
-  metrics: RecallMap;
-  subsets: Record<string, RecallMap>;
-  /** Absent when `probes: false`. */
-  probes?: { zeroImage: { metrics: RecallMap; subsets: Record<string, RecallMap> }; emptyText: { metrics: RecallMap; subsets: Record<string, RecallMap> } };
-  nQueries: number;
-  poolSize: number;
-  /** The embeddings n_m of the test notes. */
-  catalogue: EmbeddingCatalogue;
-  seconds: number;
-}
-
-const subsetMetrics = (r: RecallResult): Record<string, RecallMap> => Object.fromEntries(Object.entries(r.subsets).map(([k, v]) => [k, v.recall]));
-
-/**
- * The reference recall protocol (docs/method.md "Evaluation protocol") on the dataset's test pairs,
- * per subset, with the zero-image and empty-text probes.
- */
-export async function evaluateRestored(v: RestoredVariant, opts: { probes?: boolean; lengthThreshold?: number } = {}): Promise<RestoredEvaluation> {
-  const t0 = performance.now();
-  const { dataset } = v;
-  const testIds = dataset.noteIds.test;
-  const notes = testIds.map((id) => dataset.notes.get(id)!);
-  const subsets = evaluationSubsets(dataset.notes, dataset.pairs.test, { threshold: opts.lengthThreshold ?? v.config.lengthThreshold });
-  const recallOf = async (e: EmbedOptions) => {
-    const out = embedNotes(v.model, v.encoder, v.vision, notes, e);
-    const catalogue = new EmbeddingCatalogue(testIds, out.nm, out.dim);
-    return { r: await evaluateRecall(dataset.pairs.test, catalogue, { notes: testIds, subsets: subsets.predicates }), catalogue };
-  };
-  const main = await recallOf({});
-  let probes: RestoredEvaluation['probes'];
-  if (opts.probes ?? true) {
-    const zeroImage = (await recallOf({ zeroImage: true })).r;
-    const emptyText = (await recallOf({ emptyText: true })).r;
-    probes = {
-      zeroImage: { metrics: zeroImage.recall, subsets: subsetMetrics(zeroImage) },
-      emptyText: { metrics: emptyText.recall, subsets: subsetMetrics(emptyText) },
-    };
-  }
-  return {
-    metrics: main.r.recall,
-    subsets: subsetMetrics(main.r),
-    probes,
-    nQueries: main.r.nQueries,
-    poolSize: main.r.poolSize,
-    catalogue: main.catalogue,
-    seconds: (performance.now() - t0) / 1000,
-  };
-}
-
 export type EmbedSplit = 'test' | 'train' | 'all';
 export const EMBED_SPLITS: readonly EmbedSplit[] = ['test', 'train', 'all'];
 
@@ -238,14 +184,66 @@ export function embedRestored(v: RestoredVariant, noteIds: readonly string[], op
   return new EmbeddingCatalogue(noteIds, out.nm, out.dim);
 }
 
-/** Mean late-fusion gate z over some notes (undefined without a gate): 1 = all LM side. */
-export function meanGateRestored(v: RestoredVariant, noteIds: readonly string[]): number | undefined {
-  if (!v.model.gate) return undefined;
-  const notes = noteIds.map((id) => v.dataset.notes.get(id)!);
-  const batch = buildInputs(v.model, v.encoder, v.vision, notes);
-  try {
-    return tf.tidy(() => tf.mean(v.model.forward(batch.inputs).gate!).dataSync()[0]);
-  } finally {
-    tf.dispose(batch.owned);
+export interface LoadVariantOptions {
+  /** Which checkpoint: 'best' (lowest validation loss, the default) or 'last'. */
+  checkpoint?: CheckpointChoice;
+  /** Override (or supply, for runs whose config.json predates the field) the dataset folder. */
+  datasetDir?: string;
+  /** Override (or supply) the tokenizer file. */
+  tokenizerPath?: string;
+}
+
+/** A trained variant in memory; `dispose()` frees its parameters. */
+export interface TrainedVariant {
+  name: string;
+  preset: string;
+  seed: number;
+  /** The checkpoint folder read. */
+  dir: string;
+  config: { model: ResolvedModelConfig; train: ResolvedTrainConfig };
+  model: NoteLLM2Model;
+  store: ParamStore;
+  encoder: PromptEncoder;
+  tokenizer: TextTokenizer;
+  dataset: Dataset;
+  /** Where the model's images come from (decoded on demand by `batch`). */
+  vision: VisionSource;
+  /** Model inputs for these notes (images loaded first); the caller disposes `owned`. */
+  batch(notes: readonly Note[]): Promise<RepresentationBatch>;
+  dispose(): void;
+}
+
+/**
+ * Loads a trained variant of a run (restoreVariant on its checkpoint folder, images decoded
+ * on demand): the dataset and tokenizer it was trained on, the model with every parameter
+ * restored.
+ */
+export async function loadTrainedVariant(runDir: string, name: string, seed: number, opts: LoadVariantOptions = {}): Promise<TrainedVariant> {
+  const kind = opts.checkpoint ?? 'best';
+  if (!CHECKPOINT_CHOICES.includes(kind)) throw new Error(`checkpoint must be one of ${CHECKPOINT_CHOICES.join(', ')}; got "${kind as string}"`);
+  const dir = variantCheckpointDir(resolve(runDir), name, seed, kind);
+  if (!existsSync(dir)) {
+    const have = existsSync(checkpointsRoot(resolve(runDir))) ? checkpointVariants(resolve(runDir)).join(', ') : `(no ${RUN_DIRS.checkpoints} folder)`;
+    throw new Error(`${dir}: no such checkpoint; the run holds: ${have}`);
   }
+  const v = await restoreVariant(dir, { dataset: opts.datasetDir, tokenizer: opts.tokenizerPath, imagesOnDemand: true });
+  const train = resolveTrainConfig(v.config.train);
+  return {
+    name,
+    preset: v.config.preset,
+    seed,
+    dir: v.dir,
+    config: { model: v.config.model, train },
+    model: v.model,
+    store: v.store,
+    encoder: v.encoder,
+    tokenizer: v.tokenizer,
+    dataset: v.dataset,
+    vision: v.vision,
+    async batch(notes) {
+      if (v.images) await v.images.load(notes.map((n) => n.id));
+      return buildInputs(v.model, v.encoder, v.vision, notes);
+    },
+    dispose: () => v.dispose(),
+  };
 }

@@ -4,10 +4,128 @@
  * (training curves for the report), and the printed recall table.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as dfd from 'danfojs-node';
-import type { AblationResults, AggregatedVariant } from './runner';
-import type { VariantResult } from './variant';
+import type { ResolvedModelConfig } from '../model/config';
+import type { ResolvedTrainConfig } from '../train/config';
+import { runFile } from './run-folder';
+
+/** "R@10" → share of queries in [0, 1]. */
+export type RecallMap = Record<string, number>;
+
+/** Recall overall and per subset. */
+export interface RecallOutcome {
+  metrics: RecallMap;
+  subsets: Record<string, RecallMap>;
+}
+
+/** The image-neglect probes: every image zeroed (text alone), every text blanked (image alone). */
+export interface ProbeOutcomes {
+  zeroImage: RecallOutcome;
+  emptyText: RecallOutcome;
+}
+
+/** One variant × seed, trained (runVariant) or restored (notellm2 eval), and evaluated. */
+
+export interface VariantResult {
+  name: string;
+  preset: string;
+  seed: number;
+  config: { model: ResolvedModelConfig; train: ResolvedTrainConfig; preset: string };
+  metrics: RecallMap;
+  subsets: Record<string, RecallMap>;
+  /** Absent when the probes were not run (`notellm2 eval --no-probes`). */
+  probes?: ProbeOutcomes;
+  nQueries: number;
+  poolSize: number;
+  trainSeconds: number;
+  evalSeconds: number;
+  steps: number;
+  bestEpoch: number;
+  valLoss: number[];
+  curve: { step: number; loss: number; tau?: number; lr?: number }[];
+  /** Mean late-fusion gate value z over the test notes (1 = all LM side), when the model has the gate. */
+  meanGate?: number;
+  backend: string;
+}
+
+export interface AggregatedVariant {
+  name: string;
+  preset: string;
+  config: VariantResult['config'];
+  metrics: RecallMap;
+  metricsStd: RecallMap;
+  subsets: Record<string, RecallMap>;
+  subsetsStd: Record<string, RecallMap>;
+  probes: Record<string, RecallMap>;
+  probesStd: Record<string, RecallMap>;
+  probeSubsets: Record<string, Record<string, RecallMap>>;
+  trainSeconds: number;
+  seeds: Array<{ seed: number; metrics: RecallMap; subsets: Record<string, RecallMap>; trainSeconds: number; meanGate?: number }>;
+  meanGate?: number;
+}
+
+export interface AblationResults {
+  /** Open to extra fields, like the results.json schema the figures read (docs/architecture.md "Contracts"). */
+  [extra: string]: unknown;
+  dataset: string;
+  backend: string;
+  seed: number;
+  seedList: number[];
+  pretrain: Record<string, unknown>;
+  variants: AggregatedVariant[];
+  wallSeconds: number;
+}
+
+function meanStd(values: number[]): [number, number] {
+  const ok = values.filter((v) => Number.isFinite(v));
+  if (ok.length === 0) return [NaN, NaN];
+  const m = ok.reduce((a, b) => a + b, 0) / ok.length;
+  // Sample standard deviation (n − 1): the spread a reader expects from "± std over seeds".
+  const v = ok.length > 1 ? ok.reduce((a, b) => a + (b - m) ** 2, 0) / (ok.length - 1) : 0;
+  return [m, Math.sqrt(v)];
+}
+
+function aggregateMaps(maps: RecallMap[]): [RecallMap, RecallMap] {
+  const mean: RecallMap = {};
+  const std: RecallMap = {};
+  for (const k of Object.keys(maps[0] ?? {})) [mean[k], std[k]] = meanStd(maps.map((m) => m[k]));
+  return [mean, std];
+}
+
+function aggregateNested(maps: Array<Record<string, RecallMap>>): [Record<string, RecallMap>, Record<string, RecallMap>] {
+  const mean: Record<string, RecallMap> = {};
+  const std: Record<string, RecallMap> = {};
+  for (const k of Object.keys(maps[0] ?? {})) [mean[k], std[k]] = aggregateMaps(maps.map((m) => m[k]));
+  return [mean, std];
+}
+
+/** Mean ± std over seeds of one variant's runs. */
+export function aggregate(runs: VariantResult[]): AggregatedVariant {
+  const [metrics, metricsStd] = aggregateMaps(runs.map((r) => r.metrics));
+  const [subsets, subsetsStd] = aggregateNested(runs.map((r) => r.subsets));
+  const probed = runs.flatMap((r) => (r.probes ? [r.probes] : []));
+  const all = probed.length === runs.length;
+  const [probes, probesStd] = all ? aggregateNested(probed.map((p) => ({ zeroImage: p.zeroImage.metrics, emptyText: p.emptyText.metrics }))) : [{}, {}];
+  const probeSubsets: Record<string, Record<string, RecallMap>> = all
+    ? { zeroImage: aggregateNested(probed.map((p) => p.zeroImage.subsets))[0], emptyText: aggregateNested(probed.map((p) => p.emptyText.subsets))[0] }
+    : {};
+  const gates = runs.map((r) => r.meanGate).filter((g): g is number => g !== undefined);
+  return {
+    name: runs[0].name,
+    preset: runs[0].preset,
+    config: runs[0].config,
+    metrics,
+    metricsStd,
+    subsets,
+    subsetsStd,
+    probes,
+    probesStd,
+    probeSubsets,
+    trainSeconds: meanStd(runs.map((r) => r.trainSeconds))[0],
+    seeds: runs.map((r) => ({ seed: r.seed, metrics: r.metrics, subsets: r.subsets, trainSeconds: r.trainSeconds, meanGate: r.meanGate })),
+    meanGate: gates.length ? meanStd(gates)[0] : undefined,
+  };
+}
 
 /** Metric columns shown in tables: the paper's K values present in the results, ascending. */
 export function metricKeys(results: AblationResults): string[] {
@@ -72,9 +190,9 @@ export function formatResultsTable(results: AblationResults, opts: { metrics?: s
 /** Writes results.json, results.csv and curves.json into `dir`. */
 export async function writeResults(dir: string, results: AblationResults, runs: VariantResult[]): Promise<{ json: string; csv: string; curves: string }> {
   mkdirSync(dir, { recursive: true });
-  const json = join(dir, 'results.json');
-  const csv = join(dir, 'results.csv');
-  const curves = join(dir, 'curves.json');
+  const json = runFile(dir, 'results');
+  const csv = runFile(dir, 'csv');
+  const curves = runFile(dir, 'curves');
   // NaN is not JSON: a missing value (e.g. a subset with no queries) is left out.
   writeFileSync(json, JSON.stringify(results, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? undefined : v), 2));
   dfd.toCSV(resultsFrame(results), { filePath: csv });

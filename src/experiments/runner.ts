@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { initBackend } from '../backend';
 import { loadDataset } from '../data/loaders';
+import { CACHE_DIR } from '../data/write';
 import { loadTokenizer, saveTokenizer, trainTokenizer } from '../data/tokenizer';
 import { ImageStore } from '../data/images';
 import { renderPrompt, type PromptKind } from '../model/prompt';
@@ -18,7 +19,9 @@ import type { TrainConfig } from '../train/config';
 import { noteCorpus, pretrainLM, pretrainVision, pretrainingNoteIds } from '../train/pretrain';
 import { ensureDataset } from './datasets';
 import { presetConfig } from './presets';
-import { runVariant, variantCheckpointsDir, type RecallMap, type VariantResult, type VariantSpec } from './variant';
+import { runVariant, type VariantSpec } from './variant';
+import { aggregate, type AblationResults, type VariantResult } from './results';
+import { variantCheckpointRoot, variantEmbeddingsDir } from './run-folder';
 
 export interface VariantRequest {
   /** Display name; defaults to the preset. */
@@ -82,7 +85,7 @@ export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 
   const kinds: PromptKind[] = ['basic', 'micl', 'text'];
   const corpus = trainNotes.flatMap((n) => kinds.map((k) => renderPrompt(k, n, base.text)));
   const vocab = opts.vocabSize ?? 2048;
-  const cacheDir = resolve('datasets', 'cache');
+  const cacheDir = resolve(CACHE_DIR);
   mkdirSync(cacheDir, { recursive: true });
   const tokenizerPath = join(cacheDir, `tokenizer-${sha(JSON.stringify([vocab, corpus]))}.json`);
   if (!existsSync(tokenizerPath)) {
@@ -117,82 +120,6 @@ export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 
     info.vision = { steps: vit.steps, viewAgreement: vit.viewAgreement, seconds: vit.trainSeconds, cached: vit.cached };
   }
   return { datasetDir: dir, datasetName: name, tokenizerPath, pretrained, pretrainInfo: info };
-}
-
-export interface AggregatedVariant {
-  name: string;
-  preset: string;
-  config: VariantResult['config'];
-  metrics: RecallMap;
-  metricsStd: RecallMap;
-  subsets: Record<string, RecallMap>;
-  subsetsStd: Record<string, RecallMap>;
-  probes: Record<string, RecallMap>;
-  probesStd: Record<string, RecallMap>;
-  probeSubsets: Record<string, Record<string, RecallMap>>;
-  trainSeconds: number;
-  seeds: Array<{ seed: number; metrics: RecallMap; subsets: Record<string, RecallMap>; trainSeconds: number; meanGate?: number }>;
-  meanGate?: number;
-}
-
-export interface AblationResults {
-  /** Open to extra fields, like the results.json schema the figures read (docs/architecture.md "Contracts"). */
-  [extra: string]: unknown;
-  dataset: string;
-  backend: string;
-  seed: number;
-  seedList: number[];
-  pretrain: Record<string, unknown>;
-  variants: AggregatedVariant[];
-  wallSeconds: number;
-}
-
-function meanStd(values: number[]): [number, number] {
-  const ok = values.filter((v) => Number.isFinite(v));
-  if (ok.length === 0) return [NaN, NaN];
-  const m = ok.reduce((a, b) => a + b, 0) / ok.length;
-  // Sample standard deviation (n − 1): the spread a reader expects from "± std over seeds".
-  const v = ok.length > 1 ? ok.reduce((a, b) => a + (b - m) ** 2, 0) / (ok.length - 1) : 0;
-  return [m, Math.sqrt(v)];
-}
-
-function aggregateMaps(maps: RecallMap[]): [RecallMap, RecallMap] {
-  const mean: RecallMap = {};
-  const std: RecallMap = {};
-  for (const k of Object.keys(maps[0] ?? {})) [mean[k], std[k]] = meanStd(maps.map((m) => m[k]));
-  return [mean, std];
-}
-
-function aggregateNested(maps: Array<Record<string, RecallMap>>): [Record<string, RecallMap>, Record<string, RecallMap>] {
-  const mean: Record<string, RecallMap> = {};
-  const std: Record<string, RecallMap> = {};
-  for (const k of Object.keys(maps[0] ?? {})) [mean[k], std[k]] = aggregateMaps(maps.map((m) => m[k]));
-  return [mean, std];
-}
-
-/** Mean ± std over seeds of one variant's runs. */
-export function aggregate(runs: VariantResult[]): AggregatedVariant {
-  const [metrics, metricsStd] = aggregateMaps(runs.map((r) => r.metrics));
-  const [subsets, subsetsStd] = aggregateNested(runs.map((r) => r.subsets));
-  const [probes, probesStd] = aggregateNested(runs.map((r) => ({ zeroImage: r.probes.zeroImage.metrics, emptyText: r.probes.emptyText.metrics })));
-  const [zeroSub] = aggregateNested(runs.map((r) => r.probes.zeroImage.subsets));
-  const [emptySub] = aggregateNested(runs.map((r) => r.probes.emptyText.subsets));
-  const gates = runs.map((r) => r.meanGate).filter((g): g is number => g !== undefined);
-  return {
-    name: runs[0].name,
-    preset: runs[0].preset,
-    config: runs[0].config,
-    metrics,
-    metricsStd,
-    subsets,
-    subsetsStd,
-    probes,
-    probesStd,
-    probeSubsets: { zeroImage: zeroSub, emptyText: emptySub },
-    trainSeconds: meanStd(runs.map((r) => r.trainSeconds))[0],
-    seeds: runs.map((r) => ({ seed: r.seed, metrics: r.metrics, subsets: r.subsets, trainSeconds: r.trainSeconds, meanGate: r.meanGate })),
-    meanGate: gates.length ? meanStd(gates)[0] : undefined,
-  };
 }
 
 /**
@@ -258,8 +185,8 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
         datasetDir: prepared.datasetDir,
         tokenizerPath: prepared.tokenizerPath,
         pretrained: prepared.pretrained,
-        checkpointDir: variantCheckpointsDir(out, name, seed),
-        embeddingsDir: join(out, 'embeddings', `${name}-s${seed}`),
+        checkpointDir: variantCheckpointRoot(out, name, seed),
+        embeddingsDir: variantEmbeddingsDir(out, name, seed),
         progress: opts.progress,
         skipBad: opts.skipBad,
       });

@@ -4,12 +4,11 @@
  * needs travels as plain JSON (`VariantSpec`), everything it returns too (`VariantResult`).
  */
 import { join } from 'node:path';
-import { initBackend, tf } from '../backend';
+import { initBackend } from '../backend';
 import { loadDataset } from '../data/loaders';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
 import { ImageStore } from '../data/images';
-import { evaluationSubsets } from '../data/splits';
-import type { Dataset, Note } from '../data/schema';
+import type { Dataset } from '../data/schema';
 import { ParamStore, type ParamRecord } from '../model/params';
 import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from '../model/config';
 import { NoteLLM2Model } from '../model/notellm2';
@@ -17,15 +16,10 @@ import { PromptEncoder } from '../model/batch';
 import { loadCheckpoint } from '../model/checkpoint';
 import { resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
 import { train } from '../train/trainer';
-import { RepresentationTask, TAU_PATH, VisionFeatureCache, buildInputs, embedNotes, type EmbedOptions, type VisionSource } from '../train/representation';
-import { evaluateRecall } from '../eval/recall';
-import { EmbeddingCatalogue } from '../eval/catalogue';
+import { RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } from '../train/representation';
 import { presetConfig } from './presets';
-
-/** Where runAblation checkpoints a variant inside a run folder (`best/` and `last/` below it). */
-export function variantCheckpointsDir(runDir: string, name: string, seed: number): string {
-  return join(runDir, 'checkpoints', `${name}-s${seed}`);
-}
+import { evaluateVariant } from './evaluate';
+import type { VariantResult } from './results';
 
 export interface VariantSpec {
   /** Display name (the preset, or preset plus a sweep suffix). */
@@ -43,40 +37,9 @@ export interface VariantSpec {
   checkpointDir?: string;
   /** Save the test-note embeddings of n_m here (an EmbeddingCatalogue folder). */
   embeddingsDir?: string;
-  /** Short/long text threshold of the subsets (characters); default: the median. */
-  lengthThreshold?: number;
   progress?: 'auto' | 'bar' | 'lines' | 'silent';
   /** Skip bad dataset rows (the runner's preparation has reported them). */
   skipBad?: boolean;
-}
-
-export type RecallMap = Record<string, number>;
-
-export interface VariantResult {
-  name: string;
-  preset: string;
-  seed: number;
-  config: { model: ResolvedModelConfig; train: ResolvedTrainConfig; preset: string };
-  metrics: RecallMap;
-  subsets: Record<string, RecallMap>;
-  /** Recall with every image zeroed (text alone) and with every text blanked (image alone). */
-  probes: { zeroImage: { metrics: RecallMap; subsets: Record<string, RecallMap> }; emptyText: { metrics: RecallMap; subsets: Record<string, RecallMap> } };
-  nQueries: number;
-  poolSize: number;
-  trainSeconds: number;
-  evalSeconds: number;
-  steps: number;
-  bestEpoch: number;
-  valLoss: number[];
-  curve: { step: number; loss: number; tau?: number; lr?: number }[];
-  /** Mean late-fusion gate value z over the test notes (1 = all LM side), when the model has the gate. */
-  meanGate?: number;
-  backend: string;
-}
-
-/** Recall per subset, as plain metric maps. */
-function subsetMetrics(r: Awaited<ReturnType<typeof evaluateRecall>>): Record<string, RecallMap> {
-  return Object.fromEntries(Object.entries(r.subsets).map(([k, v]) => [k, v.recall]));
 }
 
 /** What a variant's model is built from: runVariant trains it, restoreVariant and loadTrainedVariant read it back. */
@@ -164,7 +127,6 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
   const tokenizer = loadTokenizer(spec.tokenizerPath);
   const modelCfg = resolveModelConfig({ ...presetConfig(spec.preset), ...spec.model }, tokenizer.vocabSize);
   const trainCfg = resolveTrainConfig(spec.train);
-  const testIds = dataset.noteIds.test;
   const { model, store, encoder, vision } = await buildVariantModel({
     model: modelCfg,
     train: trainCfg,
@@ -185,53 +147,28 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     });
 
     // Evaluation (docs/method.md "Evaluation protocol") on the test notes, with the probes.
-    const t0 = performance.now();
-    const notes: Note[] = testIds.map((id) => dataset.notes.get(id)!);
-    const subsets = evaluationSubsets(dataset.notes, dataset.pairs.test, { threshold: spec.lengthThreshold });
-    const recallOf = async (opts: EmbedOptions) => {
-      const e = embedNotes(model, encoder, vision, notes, opts);
-      const table = { ids: testIds, vectors: e.nm, dim: e.dim };
-      return { r: await evaluateRecall(dataset.pairs.test, table, { notes: testIds, subsets: subsets.predicates }), table };
-    };
-    const main = await recallOf({});
-    if (spec.embeddingsDir) await new EmbeddingCatalogue(main.table.ids, main.table.vectors, main.table.dim).save(spec.embeddingsDir, { preset: spec.preset, seed: String(spec.seed) });
-    const zeroImage = (await recallOf({ zeroImage: true })).r;
-    const emptyText = (await recallOf({ emptyText: true })).r;
-    let meanGate: number | undefined;
-    if (model.gate) meanGate = gateMean(model, encoder, vision, notes.slice(0, 256));
+    const e = await evaluateVariant({ model, encoder, vision, dataset });
+    if (spec.embeddingsDir) await e.catalogue.save(spec.embeddingsDir, { preset: spec.preset, seed: String(spec.seed) });
     return {
       name: spec.name,
       preset: spec.preset,
       seed: spec.seed,
       config: { model: modelCfg, train: trainCfg, preset: spec.preset },
-      metrics: main.r.recall,
-      subsets: subsetMetrics(main.r),
-      probes: {
-        zeroImage: { metrics: zeroImage.recall, subsets: subsetMetrics(zeroImage) },
-        emptyText: { metrics: emptyText.recall, subsets: subsetMetrics(emptyText) },
-      },
-      nQueries: main.r.nQueries,
-      poolSize: main.r.poolSize,
+      metrics: e.metrics,
+      subsets: e.subsets,
+      probes: e.probes,
+      nQueries: e.nQueries,
+      poolSize: e.poolSize,
       trainSeconds: result.seconds,
-      evalSeconds: (performance.now() - t0) / 1000,
+      evalSeconds: e.seconds,
       steps: result.steps,
       bestEpoch: result.bestEpoch,
       valLoss: result.valLoss,
       curve: result.history.map((h) => ({ step: h.step, loss: h.loss, tau: h.tau, lr: h.lr })),
-      meanGate,
+      meanGate: e.meanGate,
       backend: backend.name,
     };
   } finally {
     store.dispose();
-  }
-}
-
-/** Mean gate value z over some notes: how much of the embedding the LM side supplies. */
-function gateMean(model: NoteLLM2Model, encoder: PromptEncoder, vision: VisionSource, notes: Note[]): number {
-  const batch = buildInputs(model, encoder, vision, notes);
-  try {
-    return tf.tidy(() => tf.mean(model.forward(batch.inputs).gate!).dataSync()[0]);
-  } finally {
-    tf.dispose(batch.owned);
   }
 }

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { Rng, tf } from '../backend';
 import type { ImageStore } from '../data/images';
 import type { Dataset, Note } from '../data/schema';
+import { CACHE_DIR } from '../data/write';
 import { stringifyTokenizerJson, type TextTokenizer } from '../data/tokenizer';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint';
 import { DecoderLM, resolveLMConfig, type LMConfig, type ResolvedLMConfig } from '../model/lm';
@@ -44,7 +45,7 @@ export * from './pretrain-lm';
 export * from './pretrain-vision';
 
 /** Where pretrained towers are cached by default (git-ignored with the rest of datasets/cache). */
-export const DEFAULT_PRETRAIN_CACHE_DIR = 'datasets/cache/pretrain';
+export const DEFAULT_PRETRAIN_CACHE_DIR = join(CACHE_DIR, 'pretrain');
 
 /** Bumped when a change in this code changes what the same inputs train to (invalidates caches). */
 const PRETRAIN_VERSION = 1;

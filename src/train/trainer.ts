@@ -74,6 +74,19 @@ export interface TrainOptions {
   onStep?: (rec: StepRecord) => void;
 }
 
+/**
+ * The two checkpoints the trainer keeps in its folder: `best` (lowest validation loss, what a
+ * run evaluates) and `last` (the latest state, what a resume continues from).
+ */
+export type CheckpointChoice = 'best' | 'last';
+export const CHECKPOINT_CHOICES: readonly CheckpointChoice[] = ['best', 'last'];
+
+/** `<checkpointDir>/best` or `<checkpointDir>/last`. */
+export function checkpointSlot(checkpointDir: string, which: CheckpointChoice): string {
+  if (!CHECKPOINT_CHOICES.includes(which)) throw new Error(`checkpoint choice must be one of ${CHECKPOINT_CHOICES.join(', ')}, got "${which as string}"`);
+  return join(checkpointDir, which);
+}
+
 export class NonFiniteLossError extends Error {}
 
 interface TrainerState {
@@ -104,8 +117,8 @@ export async function train<B>(task: TrainTask<B>, store: ParamStore, cfg: Resol
     clipNorm: cfg.clipNorm > 0 ? cfg.clipNorm : undefined,
   });
   const root = new Rng(cfg.seed);
-  const lastDir = opts.checkpointDir ? join(opts.checkpointDir, 'last') : undefined;
-  const bestDir = opts.checkpointDir ? join(opts.checkpointDir, 'best') : undefined;
+  const lastDir = opts.checkpointDir ? checkpointSlot(opts.checkpointDir, 'last') : undefined;
+  const bestDir = opts.checkpointDir ? checkpointSlot(opts.checkpointDir, 'best') : undefined;
   let state: TrainerState = { step: 0, history: [], valLoss: [], bestEpoch: -1, bestValLoss: Infinity, seconds: 0 };
   let resumed = false;
   if (lastDir && (opts.resume ?? true) && existsSync(join(lastDir, 'model.safetensors'))) {

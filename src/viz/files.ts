@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { EmbeddingSet, NeighbourQuery, Results, SaliencySeries, TrainingCurve } from './types';
+import { RUN_FILES } from '../experiments/run-folder';
 
 const metricMap = z.record(z.string(), z.number());
 
@@ -87,15 +88,6 @@ export const neighboursSchema = z.object({
     }),
   ),
 });
-
-/** File names inside a run folder. */
-export const RUN_FILES = {
-  results: 'results.json',
-  curves: 'curves.json',
-  saliency: 'saliency.json',
-  embeddings: 'embeddings.json',
-  neighbours: 'neighbours.json',
-} as const;
 
 /** Parses `text` from `file` against `schema`; errors list every bad field with its path. */
 export function parseJsonFile<T>(file: string, text: string, schema: z.ZodType<T>): T {

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { withChromium } from './browser';
 import { loadRun } from './files';
 import type { RunData } from './files';
+import { RUN_DIRS, runFile } from '../experiments/run-folder';
 import {
   ablationBarsFigure,
   defaultBarMetric,
@@ -195,9 +196,9 @@ export interface WrittenReport {
 export async function writeReport(runDir: string, opts: WriteReportOptions = {}): Promise<WrittenReport> {
   const run = loadRun(runDir);
   const { html, figures } = buildReport(run, opts);
-  const out = resolve(opts.out ?? join(runDir, 'report.html'));
+  const out = resolve(opts.out ?? runFile(runDir, 'report'));
   writeFileSync(out, html);
-  const pngs = opts.png ? await renderPngs(out, figures, resolve(opts.pngDir ?? join(runDir, 'figures')), opts.pngWidth ?? 1000) : [];
+  const pngs = opts.png ? await renderPngs(out, figures, resolve(opts.pngDir ?? join(runDir, RUN_DIRS.figures)), opts.pngWidth ?? 1000) : [];
   return { html: out, figures: figures.map((f) => f.id), pngs };
 }
 

@@ -4,7 +4,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { findInvalidUtf8Lines, readCsv } from '../../src/data/csv';
-import { DatasetError, formatProblem } from '../../src/data/validate';
+import { DatasetError, formatProblem } from '../../src/data/problems';
 import { loadDataset, parseCategory, parseTopics } from '../../src/data/loaders';
 import { initBackend } from '../../src/backend';
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +21,7 @@ import {
 
 const PKG = dirname(require.resolve('openmoji/package.json'));
 
-test('setup', async () => {
+before(async () => {
   await initBackend();
 });
 

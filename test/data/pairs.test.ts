@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,7 +52,7 @@ const CSV = [
   'u5,n6,2024-01-21',
 ].join('\n');
 
-test('setup', async () => {
+before(async () => {
   await initBackend();
 });
 

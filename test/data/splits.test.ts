@@ -1,10 +1,10 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, Rng } from '../../src/backend';
 import type { Note, Pair } from '../../src/data/schema';
 import { evaluationSubsets, noteTextLength, pairSubsetNames, splitByNotes, subsetCounts } from '../../src/data/splits';
 
-test('setup', async () => {
+before(async () => {
   await initBackend();
 });
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { evaluationSubsets } from '../../src/data/splits';
 import { buildSynth, ensureSynth, generateSynth, labelSynthPair, resolveSynthConfig, synthImage, type SynthData } from '../../src/data/synth';
 import { COLOUR_WORDS, PATTERN_WORDS, SHAPE_WORDS } from '../../src/data/synth-vocab';
 
-test('setup', async () => {
+before(async () => {
   await initBackend();
 });
 

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { loadDataset } from '../../src/data/loaders';
-import { DatasetError, formatProblem, PROBLEM_KINDS, validateDataset } from '../../src/data/validate';
+import { validateDataset } from '../../src/data/validate';
+import { DatasetError, formatProblem, PROBLEM_KINDS } from '../../src/data/problems';
 import { registerDataValidate, runDataValidate } from '../../src/cli/data-validate';
 import { initBackend } from '../../src/backend';
 

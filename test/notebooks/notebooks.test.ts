@@ -207,6 +207,6 @@ test('live Jupyter Notebook page: running 00-display-check draws its figures and
   }
 });
 
-test('notebook harness: clean up', () => {
+after(() => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });

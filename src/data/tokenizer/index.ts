@@ -22,7 +22,7 @@
  * `<bos>`): the prompt builder places every special token itself.
  */
 import { writeFileSync } from 'node:fs';
-import { BYTE_TO_UNICODE, decodeUtf8, pushByteLevelBytes, toByteLevel } from './tokenizer-bytes';
+import { BYTE_TO_UNICODE, decodeUtf8, pushByteLevelBytes, toByteLevel } from './bytes';
 import {
   checkTokenizerJson,
   isBpeModel,
@@ -33,9 +33,9 @@ import {
   type HfBpeModel,
   type HfComponent,
   type HfTokenizerJson,
-} from './tokenizer-json';
-import { learnMerges, MAX_TRAINED_VOCAB, type WordCount } from './tokenizer-train';
-import { HfLibraryTokenizer } from './tokenizer-hf';
+} from './json';
+import { learnMerges, MAX_TRAINED_VOCAB, type WordCount } from './train';
+import { HfLibraryTokenizer } from './hf';
 import {
   DEFAULT_SPECIAL_TOKENS,
   SPECIAL_ROLES,
@@ -44,15 +44,15 @@ import {
   type SpecialIds,
   type SpecialRole,
   type TextTokenizer,
-} from './tokenizer-base';
+} from './base';
 
-export { DEFAULT_SPECIAL_TOKENS, TokenizerBase } from './tokenizer-base';
-export type { DecodeOptions, SpecialIds, SpecialRole, TextTokenizer } from './tokenizer-base';
+export { DEFAULT_SPECIAL_TOKENS, TokenizerBase } from './base';
+export type { DecodeOptions, SpecialIds, SpecialRole, TextTokenizer } from './base';
 
-export type { HfTokenizerJson, HfAddedToken, HfBpeModel } from './tokenizer-json';
-export { readTokenizerJson, stringifyTokenizerJson } from './tokenizer-json';
-export { BYTE_TO_UNICODE, toByteLevel } from './tokenizer-bytes';
-export { HfLibraryTokenizer } from './tokenizer-hf';
+export type { HfTokenizerJson, HfAddedToken, HfBpeModel } from './json';
+export { readTokenizerJson, stringifyTokenizerJson } from './json';
+export { BYTE_TO_UNICODE, toByteLevel } from './bytes';
+export { HfLibraryTokenizer } from './hf';
 
 /**
  * Pre-tokenisation regex of trained tokenizers (written into tokenizer.json as a `Split` with

@@ -11,7 +11,7 @@
  * (left, right) compared lexicographically by UTF-16 code units (all byte-level characters are
  * in the BMP, so this is code-point order): the smaller pair wins.
  */
-import { siftDown, siftUp } from './heap';
+import { siftDown, siftUp } from '../heap';
 
 /** A pre-token in byte-level form and how many times it occurs. */
 export interface WordCount {

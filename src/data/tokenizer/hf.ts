@@ -5,8 +5,8 @@
  * other normalisers), and in tests as an independent check of the native engine.
  */
 import { Tokenizer as LibraryTokenizer } from '@huggingface/tokenizers';
-import type { HfAddedToken, HfTokenizerJson } from './tokenizer-json';
-import { TokenizerBase, type DecodeOptions, type SpecialIds, type SpecialRole, type TextTokenizer } from './tokenizer-base';
+import type { HfAddedToken, HfTokenizerJson } from './json';
+import { TokenizerBase, type DecodeOptions, type SpecialIds, type SpecialRole, type TextTokenizer } from './base';
 
 export class HfLibraryTokenizer extends TokenizerBase implements TextTokenizer {
   readonly engine = 'hf' as const;

@@ -12,7 +12,7 @@ import { loadDataset } from '../../src/data/loaders';
 import { ensureDataset } from '../../src/experiments/datasets';
 import { keepPairs } from '../../src/eval/recall';
 import { EmbeddingCatalogue } from '../../src/eval/catalogue';
-import { categoryLevel, embeddingPoints, neighbourQueries } from '../../src/experiments/extras';
+import { categoryLevel, embeddingPoints, neighbourQueries } from '../../src/viz/report-data';
 
 const note = (id: string, category: string[]): Note => ({ id, title: `t${id}`, content: '', topics: [], imageId: id, category });
 

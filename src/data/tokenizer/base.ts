@@ -2,7 +2,7 @@
  * The tokenizer interface both engines implement, and the special-token roles of the prompts
  * (docs/method.md "Prompts").
  */
-import type { HfTokenizerJson } from './tokenizer-json';
+import type { HfTokenizerJson } from './json';
 
 /** Roles of the special tokens the prompts use (docs/method.md "Prompts"). */
 export type SpecialRole = 'pad' | 'bos' | 'eos' | 'img' | 'imgEmb';

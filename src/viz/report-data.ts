@@ -11,21 +11,16 @@
  * nothing is re-embedded.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Rng } from '../backend';
 import { loadDataset } from '../data/loaders';
 import { ImageStore } from '../data/images';
 import type { Dataset, Note } from '../data/schema';
 import { keepPairs } from '../eval/recall';
 import { EmbeddingCatalogue } from '../eval/catalogue';
-import { imageDataUri } from '../viz/images';
-import type { EmbeddingSet, NeighbourQuery, NoteView } from '../viz/types';
-import type { VariantResult } from './variant';
-
-/** Where runAblation saves a variant's test-note embeddings inside a run folder. */
-export function variantEmbeddingsDir(runDir: string, name: string, seed: number): string {
-  return join(runDir, 'embeddings', `${name}-s${seed}`);
-}
+import { imageDataUri } from './images';
+import type { EmbeddingSet, NeighbourQuery, NoteView } from './types';
+import type { VariantResult } from '../experiments/results';
+import { runFile, variantEmbeddingsDir } from '../experiments/run-folder';
 
 /**
  * The category level that colours a projection best: the deepest level with between 2 and
@@ -165,8 +160,8 @@ export async function writeRunExtras(opts: RunExtrasOptions): Promise<{ embeddin
   const catalogue = await EmbeddingCatalogue.load(dir);
   const { dataset } = await loadDataset(opts.datasetDir, { images: 'exists', skipBad: opts.skipBad });
   mkdirSync(opts.out, { recursive: true });
-  const embeddings = join(opts.out, 'embeddings.json');
-  const neighbours = join(opts.out, 'neighbours.json');
+  const embeddings = runFile(opts.out, 'embeddings');
+  const neighbours = runFile(opts.out, 'neighbours');
   writeFileSync(embeddings, JSON.stringify(embeddingPoints(catalogue, dataset.notes, { maxPoints: opts.maxPoints, seed: opts.seed, preset: pick.name })));
   writeFileSync(neighbours, JSON.stringify({ queries: await neighbourQueries(catalogue, dataset, opts) }));
   return { embeddings, neighbours, variant: pick.name, seed };

@@ -1,0 +1,90 @@
+/**
+ * The evaluation of a variant (docs/method.md "Evaluation protocol"): the reference recall
+ * protocol on the dataset's test pairs, overall and per subset, with the two probes (every
+ * image zeroed: text alone; every text blanked: image alone) and the mean late-fusion gate.
+ *
+ * One function serves a variant just trained (variant.ts) and one restored from its checkpoint
+ * (restore.ts), so evaluating a saved model reproduces its run's figures by construction: the
+ * same notes in the same order, the same embedding chunks, the same subsets.
+ */
+import { tf } from '../backend';
+import type { Dataset, Note } from '../data/schema';
+import { evaluationSubsets } from '../data/splits';
+import type { NoteLLM2Model } from '../model/notellm2';
+import type { PromptEncoder } from '../model/batch';
+import { buildInputs, embedNotes, type EmbedOptions, type VisionSource } from '../train/representation';
+import { evaluateRecall, type RecallResult } from '../eval/recall';
+import { EmbeddingCatalogue } from '../eval/catalogue';
+import type { ProbeOutcomes, RecallMap, RecallOutcome } from './results';
+
+/** A model ready to embed notes of a dataset. */
+export interface EvaluationTarget {
+  model: NoteLLM2Model;
+  encoder: PromptEncoder;
+  vision: VisionSource;
+  dataset: Dataset;
+}
+
+export interface VariantEvaluation extends RecallOutcome {
+  /** Text alone (zero image) and image alone (empty text); absent when `probes: false`. */
+  probes?: ProbeOutcomes;
+  nQueries: number;
+  poolSize: number;
+  /** The n_m embeddings of the test notes, in the dataset's test order. */
+  catalogue: EmbeddingCatalogue;
+  /** Mean gate value z over the first GATE_NOTES test notes (1 = all LM side), when the model has the gate. */
+  meanGate?: number;
+  seconds: number;
+}
+
+export interface EvaluateOptions {
+  /** Run the two probes. Defaults to true. */
+  probes?: boolean;
+}
+
+/** Test notes the mean gate value is taken over. */
+export const GATE_NOTES = 256;
+
+/** Recall per subset, as plain metric maps. */
+export function subsetMetrics(r: RecallResult): Record<string, RecallMap> {
+  return Object.fromEntries(Object.entries(r.subsets).map(([k, v]) => [k, v.recall]));
+}
+
+/** Mean gate value z over some notes: how much of the embedding the LM side supplies. */
+export function meanGate(t: Omit<EvaluationTarget, 'dataset'>, notes: readonly Note[]): number | undefined {
+  if (!t.model.gate) return undefined;
+  const batch = buildInputs(t.model, t.encoder, t.vision, notes);
+  try {
+    return tf.tidy(() => tf.mean(t.model.forward(batch.inputs).gate!).dataSync()[0]);
+  } finally {
+    tf.dispose(batch.owned);
+  }
+}
+
+/** Evaluates a model on its dataset's test pairs (see the module comment). */
+export async function evaluateVariant(t: EvaluationTarget, opts: EvaluateOptions = {}): Promise<VariantEvaluation> {
+  const t0 = performance.now();
+  const { dataset } = t;
+  const testIds = dataset.noteIds.test;
+  const notes: Note[] = testIds.map((id) => dataset.notes.get(id)!);
+  const subsets = evaluationSubsets(dataset.notes, dataset.pairs.test);
+  const recallOf = async (e: EmbedOptions) => {
+    const out = embedNotes(t.model, t.encoder, t.vision, notes, e);
+    const catalogue = new EmbeddingCatalogue(testIds, out.nm, out.dim);
+    return { r: await evaluateRecall(dataset.pairs.test, catalogue, { notes: testIds, subsets: subsets.predicates }), catalogue };
+  };
+  const outcome = (r: RecallResult): RecallOutcome => ({ metrics: r.recall, subsets: subsetMetrics(r) });
+  const main = await recallOf({});
+  const probes = (opts.probes ?? true)
+    ? { zeroImage: outcome((await recallOf({ zeroImage: true })).r), emptyText: outcome((await recallOf({ emptyText: true })).r) }
+    : undefined;
+  return {
+    ...outcome(main.r),
+    probes,
+    nQueries: main.r.nQueries,
+    poolSize: main.r.poolSize,
+    catalogue: main.catalogue,
+    meanGate: meanGate(t, notes.slice(0, GATE_NOTES)),
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
