@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { initBackend } from '../backend';
+import { mapPool } from '../backend/pool';
 import { loadDataset } from '../data/loaders';
 import { CACHE_DIR } from '../data/write';
 import { loadTokenizer, saveTokenizer, trainTokenizer } from '../data/tokenizer';
@@ -206,16 +207,11 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
     // Longest first (LPT scheduling): the costly variants start early, so the run does not end
     // with one worker training the last big variant while the other core idles.
     const order = specs.map((_, i) => i).sort((x, y) => relativeCost(specs[y]) - relativeCost(specs[x]) || x - y);
-    let next = 0;
-    const lane = async () => {
-      while (next < order.length) {
-        const i = order[next++];
-        log(`training ${specs[i].name} (seed ${specs[i].seed}) in a worker …`);
-        runs[i] = await runInWorker(specs[i], threads);
-        log(`${specs[i].name} (seed ${specs[i].seed}) done in ${runs[i].trainSeconds.toFixed(0)} s`);
-      }
-    };
-    await Promise.all(Array.from({ length: workers }, lane));
+    await mapPool(order, workers, async (i) => {
+      log(`training ${specs[i].name} (seed ${specs[i].seed}) in a worker …`);
+      runs[i] = await runInWorker(specs[i], threads);
+      log(`${specs[i].name} (seed ${specs[i].seed}) done in ${runs[i].trainSeconds.toFixed(0)} s`);
+    });
   }
   const variants = names.map((name) => aggregate(runs.filter((r) => r.name === name)));
   const results: AblationResults = {
