@@ -98,6 +98,18 @@ function loadOrt(): OrtGemm | null {
   return ort;
 }
 
+/**
+ * The ONNX Runtime GEMM for products whose operand lives outside the backend (native-matmul.ts),
+ * or null when ORT cannot be used here (not a CPU-side backend, or it failed to load). It
+ * ignores NOTELLM2_GEMM: that switch chooses how tfjs's own products run.
+ */
+export function nativeGemm(): OrtGemm | null {
+  if (!CPU_SIDE.includes(tf.getBackend())) return null;
+  const g = loadOrt();
+  if (g) calls.ort++;
+  return g;
+}
+
 /** The intra-op thread count ORT loads with: NOTELLM2_ORT_THREADS, else the cores available. */
 export function defaultOrtThreads(): number {
   return ortOptionsFromEnv().threads ?? availableParallelism();
