@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { initBackend } from '../backend';
 import { restoreVariant } from '../experiments/restore';
-import { evaluateVariant, GATE_NOTES, type VariantEvaluation } from '../experiments/evaluate';
+import { evaluateVariant, evaluationFields, GATE_NOTES, type VariantEvaluation } from '../experiments/evaluate';
 import { aggregate, formatResultsTable, type AblationResults } from '../experiments/results';
 import type { CheckpointChoice } from '../train/trainer';
 import { checkpointArg } from './args';
@@ -45,18 +45,12 @@ export async function evalCommand(o: EvalCommandOptions): Promise<EvalCommandRes
         preset: config.preset,
         seed,
         config: { model: config.model, train: config.train, preset: config.preset },
-        metrics: e.metrics,
-        subsets: e.subsets,
-        probes: e.probes,
-        nQueries: e.nQueries,
-        poolSize: e.poolSize,
+        ...evaluationFields(e),
         trainSeconds: 0,
-        evalSeconds: e.seconds,
         steps: 0,
         bestEpoch: -1,
         valLoss: [],
         curve: [],
-        meanGate: e.meanGate,
         backend: (await initBackend()).name,
       },
     ]);

@@ -15,7 +15,7 @@ import type { PromptEncoder } from '../model/batch';
 import { buildInputs, embedNotes, type EmbedOptions, type VisionSource } from '../train/representation';
 import { evaluateRecall, type RecallResult } from '../eval/recall';
 import { EmbeddingCatalogue } from '../eval/catalogue';
-import type { ProbeOutcomes, RecallMap, RecallOutcome } from './results';
+import type { ProbeOutcomes, RecallMap, RecallOutcome, VariantResult } from './results';
 
 /** A model ready to embed notes of a dataset. */
 export interface EvaluationTarget {
@@ -59,6 +59,11 @@ export function meanGate(t: Omit<EvaluationTarget, 'dataset'>, notes: readonly N
   } finally {
     tf.dispose(batch.owned);
   }
+}
+
+/** The part of a VariantResult an evaluation supplies. */
+export function evaluationFields(e: VariantEvaluation): Pick<VariantResult, 'metrics' | 'subsets' | 'probes' | 'nQueries' | 'poolSize' | 'evalSeconds' | 'meanGate'> {
+  return { metrics: e.metrics, subsets: e.subsets, probes: e.probes, nQueries: e.nQueries, poolSize: e.poolSize, evalSeconds: e.seconds, meanGate: e.meanGate };
 }
 
 /** Evaluates a model on its dataset's test pairs (see the module comment). */

@@ -18,7 +18,7 @@ import { resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '
 import { train } from '../train/trainer';
 import { RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } from '../train/representation';
 import { presetConfig } from './presets';
-import { evaluateVariant } from './evaluate';
+import { evaluateVariant, evaluationFields } from './evaluate';
 import type { VariantResult } from './results';
 
 export interface VariantSpec {
@@ -154,18 +154,12 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
       preset: spec.preset,
       seed: spec.seed,
       config: { model: modelCfg, train: trainCfg, preset: spec.preset },
-      metrics: e.metrics,
-      subsets: e.subsets,
-      probes: e.probes,
-      nQueries: e.nQueries,
-      poolSize: e.poolSize,
+      ...evaluationFields(e),
       trainSeconds: result.seconds,
-      evalSeconds: e.seconds,
       steps: result.steps,
       bestEpoch: result.bestEpoch,
       valLoss: result.valLoss,
       curve: result.history.map((h) => ({ step: h.step, loss: h.loss, tau: h.tau, lr: h.lr })),
-      meanGate: e.meanGate,
       backend: backend.name,
     };
   } finally {
