@@ -17,7 +17,8 @@ import {
 } from '../../../src/model/hf/vision';
 import { resolveModelConfig } from '../../../src/model/config';
 import { NoteLLM2Model } from '../../../src/model/notellm2';
-import { CLIP_MEAN, CLIP_STD } from '../../../src/data/images';
+import sharp from 'sharp';
+import { CLIP_MEAN, CLIP_STD, loadImage } from '../../../src/data/images';
 
 const FIXTURES = join(__dirname, '../../fixtures/hf');
 const VISION_FIXTURES = ['clip_vision', 'clip_vision_v5', 'clip_vision_proj', 'siglip_vision', 'siglip_vision_v5'];
@@ -172,6 +173,13 @@ test('preprocessor_config.json: size forms, crop, resample, mean/std are read; u
   const clip = await readHfVisionSpec(clipDir);
   assert.equal(clip.preprocessingFromFile, true);
   assert.deepEqual(clip.preprocessing, { resize: { shortestEdge: 36 }, crop: { height: 32, width: 32 }, resample: 'bilinear', mean: [0.1, 0.2, 0.3], std: [0.4, 0.5, 0.6] });
+
+  // the values flow into the image pipeline: a uniform 50×40 image comes out 32×32 at (v/255 − mean)/std
+  const img = join(clipDir, 'uniform.png');
+  await sharp(Buffer.alloc(50 * 40 * 3, 200), { raw: { width: 50, height: 40, channels: 3 } }).png().toFile(img);
+  const px = await loadImage(img, clip.config.imageSize!, clip.preprocessing);
+  assert.equal(px.length, 32 * 32 * 3);
+  for (let c = 0; c < 3; c++) assert.equal(px[3 * 77 + c], Math.fround((200 / 255 - [0.1, 0.2, 0.3][c]) / [0.4, 0.5, 0.6][c]));
 
   const sigDir = await variant('siglip_vision');
   writeFileSync(join(sigDir, HF_PREPROCESSOR_FILE), JSON.stringify({
