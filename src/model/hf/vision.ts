@@ -154,7 +154,8 @@ function positiveInt(v: unknown, where: string, field: string): number {
   return v as number;
 }
 
-interface ParsedConfig {
+/** What config.json says, before the preprocessing is read. */
+export interface HfVisionParsedConfig {
   savedClass: HfVisionClass;
   modelClass: HfVisionClass;
   family: HfVisionFamily;
@@ -165,7 +166,7 @@ interface ParsedConfig {
  * Reads a config.json object (a vision config, or a full one with `vision_config`) into the
  * ViTConfig that reproduces it; `where` names the file in errors.
  */
-export function parseHfVisionConfig(raw: Record<string, unknown>, where: string, asClass?: string): ParsedConfig {
+export function parseHfVisionConfig(raw: Record<string, unknown>, where: string, asClass?: string): HfVisionParsedConfig {
   const modelType = raw.model_type;
   if (typeof modelType !== 'string' || !(modelType in MODEL_TYPES)) {
     fail(where, `model_type ${JSON.stringify(modelType)} is not supported; supported: ${Object.keys(MODEL_TYPES).join(', ')}`);
@@ -303,7 +304,7 @@ export function parseHfPreprocessing(raw: Record<string, unknown>, family: HfVis
   }
   if (raw.do_resize === false) fail(where, 'do_resize false is not supported (supported: true): every image is resized to the encoder\'s size here');
   if (raw.do_rescale === false) fail(where, 'do_rescale false is not supported (supported: true, rescale_factor 1/255)');
-  if (raw.rescale_factor !== undefined && Math.abs((raw.rescale_factor as number) - 1 / 255) > 1e-12) {
+  if (raw.rescale_factor !== undefined && !(typeof raw.rescale_factor === 'number' && Math.abs(raw.rescale_factor - 1 / 255) <= 1e-12)) {
     fail(where, `rescale_factor ${JSON.stringify(raw.rescale_factor)} is not supported (supported: 1/255 = ${1 / 255})`);
   }
   const side = (v: unknown, field: string): number => positiveInt(v, where, field);
@@ -478,7 +479,7 @@ const VISION_PREFIX = 'vision_model.';
  */
 export function mapHfVisionWeights(
   tensors: Record<string, { shape: number[]; data: Float32Array }>,
-  parsed: ParsedConfig,
+  parsed: HfVisionParsedConfig,
   prefix: string,
   where: string,
 ): ParamRecord {
@@ -523,7 +524,7 @@ export function mapHfVisionWeights(
 // Folders
 
 /** Reads config.json and preprocessor_config.json (when there) of a folder: the ViT config and the preprocessing. */
-export async function readHfVisionSpec(folder: string, opts: HfVisionReadOptions = {}): Promise<HfVisionSpec & { parsed: ParsedConfig }> {
+export async function readHfVisionSpec(folder: string, opts: HfVisionReadOptions = {}): Promise<HfVisionSpec & { parsed: HfVisionParsedConfig }> {
   const cfgPath = join(folder, HF_CONFIG_FILE);
   if (!existsSync(cfgPath)) fail(folder, `no ${HF_CONFIG_FILE}: not a Hugging Face checkpoint folder`);
   const parsed = parseHfVisionConfig(await readJson(cfgPath), cfgPath, opts.asClass);

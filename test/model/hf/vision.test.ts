@@ -198,6 +198,7 @@ test('preprocessor_config.json: size forms, crop, resample, mean/std are read; u
   assert.throws(() => p({ size: { height: 32, width: 40 } }, 'siglip'), /the output is 32×40; the encoder takes square images/);
   assert.throws(() => p({ image_mean: [0.5, 0.5] }), /image_mean \[0\.5,0\.5\] is not supported; supported: 3 numbers/);
   assert.throws(() => p({ rescale_factor: 1 }), /rescale_factor 1 is not supported \(supported: 1\/255/);
+  assert.throws(() => p({ rescale_factor: '1/255' }), /rescale_factor "1\/255" is not supported/);
   assert.throws(() => p({ do_resize: false }), /do_resize false is not supported/);
   assert.throws(() => p({ image_processor_type: 'ViTImageProcessor' }), /image processor "ViTImageProcessor" is not supported; supported: CLIPImageProcessor, /);
 });
