@@ -276,7 +276,11 @@ export interface ViTOutput {
   projected?: tf.Tensor2D;
 }
 
-/** Every intermediate of a full forward pass, named as transformers names them (for reference checks). */
+/**
+ * Every intermediate of a full forward pass, named as transformers names them (for reference
+ * checks). Without a pre-norm `hiddenStates[0]` is `embeddings`, and with finalNorm 'pooled'
+ * `lastHiddenState` is `hiddenStates[depth]`: the same tensor (disposing it twice is harmless).
+ */
 export interface ViTTrace {
   /** [b, t, d] patch embeddings ([CLS; …] when there is one) plus positions, before any norm. */
   embeddings: tf.Tensor3D;
