@@ -10,6 +10,11 @@
  * batch is built, so epochs never re-decode. An optional on-disk cache (datasets/cache/<hash>.bin)
  * carries the bytes across processes, keyed by the dataset path, every image's mtime and size,
  * and the target size.
+ *
+ * An imported encoder brings its own preprocessing (`ImagePreprocessing`, read from its
+ * `preprocessor_config.json` by src/model/hf/vision.ts): resize rule, crop, resampling filter,
+ * mean and std. Passed to `decodeImage`, `normalizeImage` or `ImageStore`, it replaces the
+ * CLIP defaults above; left out, nothing changes.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, realpath, rename, stat } from 'node:fs/promises';
@@ -27,12 +32,116 @@ export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
 /** Where the on-disk image cache lives by convention (git-ignored). */
 export const DEFAULT_IMAGE_CACHE_DIR = CACHE_DIR;
 
+/** Resampling filters of a resize, by PIL's names (the codes of preprocessor_config.json's `resample`). */
+export type ResampleFilter = 'nearest' | 'bilinear' | 'bicubic' | 'lanczos';
+export const RESAMPLE_FILTERS: readonly ResampleFilter[] = ['nearest', 'bilinear', 'bicubic', 'lanczos'];
+
+/** Per-channel (RGB) normalisation: (v / 255 − mean[c]) / std[c]. */
+export interface ImageNormalization {
+  mean: readonly number[];
+  std: readonly number[];
+}
+
+/**
+ * How an image becomes encoder input, step by step as Hugging Face's image processors do it:
+ * resize, optional centre crop, scale to [0, 1], per-channel normalisation. The result must be
+ * square (the ViT's imageSize).
+ */
+export interface ImagePreprocessing extends ImageNormalization {
+  /** The short side scaled to `shortestEdge` (aspect kept; the long side truncated to an integer), or the image scaled to exactly height × width. */
+  resize: { shortestEdge: number } | { height: number; width: number };
+  /** Centre crop after the resize (top/left offsets rounded down); null for none. */
+  crop: { height: number; width: number } | null;
+  resample: ResampleFilter;
+}
+
+/** This pipeline's own preprocessing at `size`: short side to size (bicubic), centre crop size × size, CLIP mean/std. */
+export function defaultPreprocessing(size: number): ImagePreprocessing {
+  checkSize(size);
+  return { resize: { shortestEdge: size }, crop: { height: size, width: size }, resample: 'bicubic', mean: [...CLIP_MEAN], std: [...CLIP_STD] };
+}
+
+/** Validates a preprocessing and returns the side of its square output. */
+export function preprocessingSize(pre: ImagePreprocessing): number {
+  const positive = (v: unknown, what: string): number => {
+    if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`image preprocessing: ${what} must be a positive integer, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  if (!RESAMPLE_FILTERS.includes(pre.resample)) {
+    throw new Error(`image preprocessing: resample ${JSON.stringify(pre.resample)} is not one of ${RESAMPLE_FILTERS.join(', ')}`);
+  }
+  checkNormalization(pre);
+  let h: number, w: number;
+  if ('shortestEdge' in pre.resize) {
+    const s = positive(pre.resize.shortestEdge, 'resize.shortestEdge');
+    if (!pre.crop) throw new Error(`image preprocessing: resizing the short side to ${s} keeps the aspect ratio, so a square output needs a crop`);
+    h = positive(pre.crop.height, 'crop.height');
+    w = positive(pre.crop.width, 'crop.width');
+    if (h > s || w > s) throw new Error(`image preprocessing: crop ${h}×${w} is larger than the resized short side ${s}`);
+  } else {
+    h = positive(pre.resize.height, 'resize.height');
+    w = positive(pre.resize.width, 'resize.width');
+    if (pre.crop) {
+      const ch = positive(pre.crop.height, 'crop.height');
+      const cw = positive(pre.crop.width, 'crop.width');
+      if (ch > h || cw > w) throw new Error(`image preprocessing: crop ${ch}×${cw} is larger than the resized image ${h}×${w}`);
+      [h, w] = [ch, cw];
+    }
+  }
+  if (h !== w) throw new Error(`image preprocessing: the output is ${h}×${w}; the encoder takes square images`);
+  return h;
+}
+
+function checkNormalization(n: ImageNormalization): void {
+  for (const key of ['mean', 'std'] as const) {
+    const v = n[key];
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => Number.isFinite(x))) {
+      throw new Error(`image preprocessing: ${key} must be 3 finite numbers (R, G, B), got ${JSON.stringify(v)}`);
+    }
+  }
+  if (!n.std.every((x) => x > 0)) throw new Error(`image preprocessing: std must be positive, got ${JSON.stringify(n.std)}`);
+}
+
 /** lut[c * 256 + v] = (v / 255 − mean[c]) / std[c], rounded once to float32. */
-const LUT = (() => {
+function buildLut(mean: readonly number[], std: readonly number[]): Float32Array {
   const lut = new Float32Array(3 * 256);
-  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - CLIP_MEAN[c]) / CLIP_STD[c];
+  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) lut[c * 256 + v] = (v / 255 - mean[c]) / std[c];
   return lut;
-})();
+}
+
+const LUT = buildLut(CLIP_MEAN, CLIP_STD);
+const lutCache = new Map<string, Float32Array>();
+
+function lutFor(norm?: ImageNormalization): Float32Array {
+  if (!norm) return LUT;
+  const key = JSON.stringify([norm.mean, norm.std]);
+  let lut = lutCache.get(key);
+  if (!lut) {
+    checkNormalization(norm);
+    lut = buildLut(norm.mean, norm.std);
+    if (lutCache.size >= 16) lutCache.clear();
+    lutCache.set(key, lut);
+  }
+  return lut;
+}
+
+/** sharp's kernel for a resampling filter. */
+function sharpKernel(f: ResampleFilter): keyof sharp.KernelEnum {
+  switch (f) {
+    case 'nearest':
+      return 'nearest';
+    case 'bilinear':
+      return 'linear';
+    case 'bicubic':
+      return 'cubic';
+    case 'lanczos':
+      return 'lanczos3';
+    default: {
+      const never: never = f;
+      throw new Error(`image preprocessing: unknown resample ${JSON.stringify(never)}; valid are ${RESAMPLE_FILTERS.join(', ')}`);
+    }
+  }
+}
 
 function checkSize(size: number): void {
   if (!Number.isInteger(size) || size < 1) throw new Error(`image size must be a positive integer, got ${size}`);
@@ -41,25 +150,39 @@ function checkSize(size: number): void {
 /**
  * Decodes an image file (JPEG, PNG, WebP, SVG, or any of them under a bare name: sharp sniffs
  * the format from the bytes), resizes its short side to `size` with a bicubic kernel and crops
- * the centre. Returns RGB bytes, [size, size, 3] row-major.
+ * the centre — or follows `pre`, whose output side must be `size`. Returns RGB bytes,
+ * [size, size, 3] row-major.
  */
-export async function decodeImage(path: string, size: number): Promise<Uint8Array> {
+export async function decodeImage(path: string, size: number, pre?: ImagePreprocessing): Promise<Uint8Array> {
   checkSize(size);
+  if (pre && preprocessingSize(pre) !== size) throw new Error(`decodeImage: the preprocessing gives ${preprocessingSize(pre)}-pixel images, ${size} requested`);
   const buf = await readFile(path);
   let density: number | undefined;
   try {
     const meta = await sharp(buf).metadata();
     // SVG is vector: render it at the density that makes its short side `size` pixels
     // (72 dpi is sharp's 1 px per user unit), instead of upscaling a small raster.
+    const renderSide = pre && 'shortestEdge' in pre.resize ? pre.resize.shortestEdge : pre && 'height' in pre.resize ? Math.min(pre.resize.height, pre.resize.width) : size;
     if (meta.format === 'svg' && meta.width && meta.height) {
-      density = Math.min(Math.max((72 * size) / Math.min(meta.width, meta.height), 1), 100000);
+      density = Math.min(Math.max((72 * renderSide) / Math.min(meta.width, meta.height), 1), 100000);
     }
-    const { data, info } = await sharp(buf, density ? { density } : {})
-      .flatten({ background: '#ffffff' })
-      .resize({ width: size, height: size, fit: 'cover', position: 'centre', kernel: 'cubic' })
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    const img = sharp(buf, density ? { density } : {}).flatten({ background: '#ffffff' });
+    const kernel = sharpKernel(pre?.resample ?? 'bicubic');
+    const cover = !pre || ('shortestEdge' in pre.resize && pre.crop && pre.resize.shortestEdge === size && pre.crop.height === size && pre.crop.width === size);
+    if (cover) {
+      // Short side to size, centre crop size × size: sharp's 'cover' does both in one step.
+      img.resize({ width: size, height: size, fit: 'cover', position: 'centre', kernel });
+    } else {
+      const { width: w0, height: h0 } = await sharp(buf, density ? { density } : {}).metadata();
+      if (!w0 || !h0) throw new Error('no image size in the header');
+      const { w, h } = resizedSize(pre.resize, w0, h0);
+      img.resize({ width: w, height: h, fit: 'fill', kernel });
+      if (pre.crop) {
+        // sharp applies an extract called after resize to the resized image.
+        img.extract({ left: Math.floor((w - pre.crop.width) / 2), top: Math.floor((h - pre.crop.height) / 2), width: pre.crop.width, height: pre.crop.height });
+      }
+    }
+    const { data, info } = await img.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     if (info.width !== size || info.height !== size || info.channels !== 3) {
       throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${size}×${size}×3`);
     }
@@ -67,6 +190,14 @@ export async function decodeImage(path: string, size: number): Promise<Uint8Arra
   } catch (e) {
     throw new Error(`cannot decode image ${path}: ${(e as Error).message}`);
   }
+}
+
+/** Size after the resize step: Hugging Face's rule, the long side int(shortestEdge · long / short). */
+function resizedSize(resize: ImagePreprocessing['resize'], w0: number, h0: number): { w: number; h: number } {
+  if (!('shortestEdge' in resize)) return { w: resize.width, h: resize.height };
+  const s = resize.shortestEdge;
+  const long = Math.floor((s * Math.max(w0, h0)) / Math.min(w0, h0));
+  return w0 <= h0 ? { w: s, h: long } : { w: long, h: s };
 }
 
 /**
@@ -90,7 +221,7 @@ export async function probeImage(path: string, mode: 'header' | 'decode'): Promi
 
 /**
  * CLIP-normalises RGB bytes [size, size, 3] into `out` at `offset` (HWC float32), mirroring
- * left↔right when `flip` is set.
+ * left↔right when `flip` is set; `norm` replaces CLIP's mean and std.
  */
 export function normalizeImage(
   rgb: Uint8Array,
@@ -98,8 +229,10 @@ export function normalizeImage(
   out: Float32Array = new Float32Array(size * size * 3),
   offset = 0,
   flip = false,
+  norm?: ImageNormalization,
 ): Float32Array {
   if (rgb.length !== size * size * 3) throw new Error(`normalizeImage: expected ${size * size * 3} bytes (${size}×${size}×3), got ${rgb.length}`);
+  const LUT = lutFor(norm);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const src = (y * size + (flip ? size - 1 - x : x)) * 3;
@@ -112,9 +245,9 @@ export function normalizeImage(
   return out;
 }
 
-/** Decodes and normalises one image: float32 [size, size, 3]. */
-export async function loadImage(path: string, size: number): Promise<Float32Array> {
-  return normalizeImage(await decodeImage(path, size), size);
+/** Decodes and normalises one image: float32 [size, size, 3] (by `pre` when given). */
+export async function loadImage(path: string, size: number, pre?: ImagePreprocessing): Promise<Float32Array> {
+  return normalizeImage(await decodeImage(path, size, pre), size, undefined, 0, false, pre);
 }
 
 /** What an ImageStore needs from a dataset. */
@@ -127,6 +260,8 @@ export interface ImageStoreOptions {
   cacheDir?: string;
   /** Decodes in flight at once (sharp runs them on libuv's thread pool). Defaults to 4. */
   concurrency?: number;
+  /** An imported encoder's preprocessing; its output side must be `size`. Defaults to `defaultPreprocessing(size)`. */
+  preprocessing?: ImagePreprocessing;
 }
 
 export interface ImageStoreStats {
@@ -171,11 +306,14 @@ export class ImageStore {
   ) {
     checkSize(opts.size);
     this.size = opts.size;
+    if (opts.preprocessing && preprocessingSize(opts.preprocessing) !== opts.size) {
+      throw new Error(`ImageStore: the preprocessing gives ${preprocessingSize(opts.preprocessing)}-pixel images but size is ${opts.size}`);
+    }
   }
 
   /** One store per dataset folder, size and cache folder for the whole process. */
   static shared(source: ImageSource, opts: ImageStoreOptions): ImageStore {
-    const key = `${source.dir}\u0000${opts.size}\u0000${opts.cacheDir ?? ''}`;
+    const key = `${source.dir}\u0000${opts.size}\u0000${opts.cacheDir ?? ''}\u0000${opts.preprocessing ? JSON.stringify(opts.preprocessing) : ''}`;
     let store = ImageStore.sharedStores.get(key);
     if (!store || store.source !== source) {
       store = new ImageStore(source, opts);
@@ -225,7 +363,7 @@ export class ImageStore {
 
     const t0 = performance.now();
     await mapPool(needed, this.opts.concurrency ?? 4, async (p) => {
-      this.pixelsByPath.set(p, await decodeImage(p, this.size));
+      this.pixelsByPath.set(p, await decodeImage(p, this.size, this.opts.preprocessing));
       this.counts.decoded++;
     });
     this.counts.decodeSeconds += (performance.now() - t0) / 1000;
@@ -241,13 +379,13 @@ export class ImageStore {
     return px;
   }
 
-  /** CLIP-normalised float32 [B, size, size, 3] of the notes' images, in order. */
+  /** Normalised (CLIP's mean/std, or the preprocessing's) float32 [B, size, size, 3] of the notes' images, in order. */
   array(noteIds: readonly string[], opts: BatchOptions = {}): Float32Array {
     const per = this.size * this.size * 3;
     const out = new Float32Array(noteIds.length * per);
     noteIds.forEach((id, i) => {
       const flip = opts.flip ? opts.flip.next() < 0.5 : false;
-      normalizeImage(this.pixels(id), this.size, out, i * per, flip);
+      normalizeImage(this.pixels(id), this.size, out, i * per, flip, this.opts.preprocessing);
     });
     return out;
   }
@@ -268,8 +406,11 @@ export class ImageStore {
       const s = await stat(p);
       files.push([relative(dir, await realpath(p)), s.mtimeMs, s.size]);
     }
+    // The geometry of an imported preprocessing joins the key only when there is one.
+    const pre = this.opts.preprocessing;
+    const geometry = pre ? { geometry: { resize: pre.resize, crop: pre.crop, resample: pre.resample } } : {};
     const key = createHash('sha256')
-      .update(JSON.stringify({ v: CACHE_VERSION, dir, size: this.size, files }))
+      .update(JSON.stringify({ v: CACHE_VERSION, dir, size: this.size, files, ...geometry }))
       .digest('hex')
       .slice(0, 24);
     return join(this.opts.cacheDir!, `${key}.bin`);

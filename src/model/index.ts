@@ -4,13 +4,13 @@
  */
 export { ParamStore, pathHasPrefix } from './params';
 export type { ParamInit, ParamTensor, ParamRecord, LoadReport } from './params';
-export { Linear, LayerNorm, RMSNorm, GeluMLP, SwiGLUMLP, mlp2xGelu, gelu, silu, swigluHidden, DEFAULT_INIT_STD } from './layers';
-export type { LinearOptions, NormOptions, MlpOptions } from './layers';
+export { Linear, LayerNorm, RMSNorm, GeluMLP, SwiGLUMLP, mlp2xGelu, gelu, geluTanh, quickGelu, applyGelu, GELU_VARIANTS, silu, swigluHidden, DEFAULT_INIT_STD } from './layers';
+export type { LinearOptions, NormOptions, MlpOptions, GeluMlpOptions, GeluVariant } from './layers';
 export { RoPE } from './rope';
 export { MultiHeadAttention, resolveAttentionConfig, causalBias, ATTENTION_KINDS } from './attention';
 export type { AttentionKind, AttentionConfig, ResolvedAttentionConfig, AttentionOptions, AttentionOutput } from './attention';
-export { ViT, ViTBlock, patchify, resolveViTConfig } from './vit';
-export type { ViTConfig, ResolvedViTConfig, ViTForwardOptions, ViTOutput } from './vit';
+export { ViT, ViTBlock, AttentionPoolingHead, patchify, resolveViTConfig, vitArchitecture, vitMlpDim, VIT_ARCHITECTURE_DEFAULTS, VIT_ACTIVATIONS, VIT_FINAL_NORMS, VIT_POOLINGS } from './vit';
+export type { ViTConfig, ResolvedViTConfig, ViTForwardOptions, ViTOutput, ViTTrace, ViTArchitecture, ViTActivation, ViTFinalNorm, ViTPooling } from './vit';
 export { createConnector, resolveConnectorConfig, MlpConnector, QFormerConnector, QFormerLayer, CONNECTOR_KINDS } from './connector';
 export type { Connector, ConnectorKind, ConnectorConfig, ResolvedConnectorConfig } from './connector';
 export { DecoderLM, DecoderBlock, resolveLMConfig, tokenAt } from './lm';
@@ -21,3 +21,4 @@ export * from './prompt';
 export * from './fusion';
 export * from './notellm2';
 export * from './batch';
+export * from './hf/vision';

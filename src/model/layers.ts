@@ -167,6 +167,40 @@ export function gelu<T extends tf.Tensor>(x: T): T {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))) as T);
 }
 
+/** GELU with the tanh approximation, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (SigLIP's `gelu_pytorch_tanh`, also `gelu_new`). */
+export function geluTanh<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => {
+    const cube = tf.mul(tf.square(x), x); // x·x·x: pow's gradient would take log of negative bases
+    const inner = tf.mul(tf.add(x, tf.mul(cube, 0.044715)), Math.sqrt(2 / Math.PI));
+    return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner))) as T;
+  });
+}
+
+/** OpenAI CLIP's quick GELU, x·σ(1.702·x). */
+export function quickGelu<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702))) as T);
+}
+
+/** The GELU variants of the encoders this project runs: exact (erf), tanh-approximated, and CLIP's quick GELU. */
+export type GeluVariant = 'gelu' | 'gelu_tanh' | 'quick_gelu';
+export const GELU_VARIANTS: readonly GeluVariant[] = ['gelu', 'gelu_tanh', 'quick_gelu'];
+
+/** Applies the named GELU variant. */
+export function applyGelu<T extends tf.Tensor>(variant: GeluVariant, x: T): T {
+  switch (variant) {
+    case 'gelu':
+      return gelu(x);
+    case 'gelu_tanh':
+      return geluTanh(x);
+    case 'quick_gelu':
+      return quickGelu(x);
+    default: {
+      const never: never = variant;
+      throw new Error(`applyGelu: unknown variant ${JSON.stringify(never)}; valid are ${GELU_VARIANTS.join(', ')}`);
+    }
+  }
+}
+
 /** SiLU / swish, x·σ(x) (LLaMA's gate activation). */
 export function silu<T extends tf.Tensor>(x: T): T {
   return tf.tidy(() => tf.mul(x, tf.sigmoid(x)) as T);
@@ -179,6 +213,11 @@ export interface MlpOptions {
   initStd?: number;
 }
 
+export interface GeluMlpOptions extends MlpOptions {
+  /** Which GELU sits between the layers. Defaults to 'gelu' (exact). */
+  activation?: GeluVariant;
+}
+
 /**
  * Linear → GELU → Linear. Params `<path>.fc1` [d, f] and `<path>.fc2` [f, e].
  * Used as the ViT / Q-Former MLP and, with f = e = the LLM width, as the `mlp2x_gelu` projector.
@@ -186,16 +225,21 @@ export interface MlpOptions {
 export class GeluMLP {
   readonly fc1: Linear;
   readonly fc2: Linear;
+  readonly activation: GeluVariant;
 
-  constructor(store: ParamStore, readonly path: string, inDim: number, hidden: number, outDim: number, opts: MlpOptions = {}) {
+  constructor(store: ParamStore, readonly path: string, inDim: number, hidden: number, outDim: number, opts: GeluMlpOptions = {}) {
     const lin = { bias: opts.bias ?? true, initStd: opts.initStd };
+    this.activation = opts.activation ?? 'gelu';
+    if (!GELU_VARIANTS.includes(this.activation)) {
+      throw new Error(`GeluMLP ${path}: activation ${JSON.stringify(this.activation)} is not one of ${GELU_VARIANTS.join(', ')}`);
+    }
     this.fc1 = new Linear(store, `${path}.fc1`, inDim, hidden, lin);
     this.fc2 = new Linear(store, `${path}.fc2`, hidden, outDim, lin);
   }
 
   /** [..., d] → [..., e] */
   apply<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => this.fc2.apply(gelu(this.fc1.apply(x))));
+    return tf.tidy(() => this.fc2.apply(applyGelu(this.activation, this.fc1.apply(x))));
   }
 }
 

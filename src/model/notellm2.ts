@@ -20,11 +20,19 @@ import { DecoderLM } from './lm';
 import { LateFusionGate } from './fusion';
 import type { ResolvedModelConfig } from './config';
 
-/** Output of a (possibly frozen and cached) vision encoder for a batch. */
+/**
+ * Output of a (possibly frozen and cached) vision encoder for a batch. Whatever the encoder
+ * (this project's ViT, CLIP, SigLIP), `cls` is ViTOutput.cls — the CLS token, or SigLIP's
+ * attention-pooled output standing in for it — so nothing here depends on which it is.
+ */
 export interface VisionFeatures {
   /** [b, dv] the global feature the late-fusion gate reads. */
   cls: tf.Tensor2D;
-  /** [b, 1 + n, dv] CLS followed by the patch tokens (the Q-Former cross-attends to all of them). */
+  /**
+   * [b, 1 + n, dv] the global feature followed by the n patch tokens (ViTOutput.patches: normed
+   * for this ViT and SigLIP, CLIP's raw last-layer tokens); the Q-Former cross-attends to all of
+   * them, the MLP connector reads the patches.
+   */
   tokens: tf.Tensor3D;
 }
 
@@ -87,7 +95,7 @@ export class NoteLLM2Model {
     return this.cfg.connector.kind === 'qformer' ? n + 1 : n;
   }
 
-  /** Runs the vision encoder: images [b, H, W, 3] → CLS [b, dv] and CLS+patch tokens [b, 1+n, dv]. */
+  /** Runs the vision encoder: images [b, H, W, 3] → global feature [b, dv] and global + patch tokens [b, 1+n, dv]. */
   visionFeatures(images: tf.Tensor4D): VisionFeatures {
     if (!this.vit) throw new Error('visionFeatures: this configuration has no vision encoder (earlyFusion and lateFusion are both off)');
     return tf.tidy(() => {

@@ -6,7 +6,10 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { initBackend, Rng, tf } from '../../src/backend';
 import { loadDataset } from '../../src/data/loaders';
-import { CLIP_MEAN, CLIP_STD, decodeImage, ImageStore, normalizeImage, type ImageSource } from '../../src/data/images';
+import {
+  CLIP_MEAN, CLIP_STD, decodeImage, defaultPreprocessing, ImageStore, loadImage, normalizeImage, preprocessingSize,
+  type ImagePreprocessing, type ImageSource,
+} from '../../src/data/images';
 
 const GOOD = resolve(__dirname, '../fixtures/good');
 
@@ -181,4 +184,65 @@ test('ImageStore.shared returns one store per dataset and size', async () => {
   assert.equal(ImageStore.shared(src, { size: 4 }), ImageStore.shared(src, { size: 4 }));
   assert.notEqual(ImageStore.shared(src, { size: 4 }), ImageStore.shared(src, { size: 8 }));
   ImageStore.clearShared();
+});
+
+test('an imported preprocessing: its mean/std replace CLIP\'s; the default one changes nothing', async () => {
+  const rgb = await decodeImage(join(GOOD, 'images_test/t1.png'), 2);
+  const norm = { mean: [0.5, 0.25, 0], std: [0.5, 0.25, 2] };
+  const x = normalizeImage(rgb, 2, undefined, 0, false, norm);
+  const want = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]].flatMap((p) => p.map((v, c) => Math.fround((v / 255 - norm.mean[c]) / norm.std[c])));
+  assert.deepEqual([...x], want);
+  assert.deepEqual([...x.subarray(0, 3)], [1, -1, 0]);
+  assert.deepEqual([...normalizeImage(rgb, 2, undefined, 0, false)], [...normalizeImage(rgb, 2)]);
+  assert.throws(() => normalizeImage(rgb, 2, undefined, 0, false, { mean: [0, 0, 0], std: [1, 0, 1] }), /std must be positive/);
+  // defaultPreprocessing(size) is this pipeline's own: bytes and floats identical to passing none
+  for (const path of [join(GOOD, 'images_test/t3'), join(GOOD, 'images/n4.webp')]) {
+    assert.deepEqual([...(await decodeImage(path, 6, defaultPreprocessing(6)))], [...(await decodeImage(path, 6))]);
+    assert.deepEqual([...(await loadImage(path, 6, defaultPreprocessing(6)))], [...(await loadImage(path, 6))]);
+  }
+});
+
+test('an imported preprocessing: short side to 4 then a 2×2 centre crop, or a fill resize to height × width', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'notellm2-img-'));
+  // 8×4, columns valued 10 … 80 in pairs: short side 4 → 8 columns of 4 rows kept as they are
+  // (no scaling), long side int(4 · 8 / 4) = 8; the 2×2 centre crop keeps columns 3, 4 and rows 1, 2.
+  const cols = [10, 20, 30, 40, 50, 60, 70, 80];
+  const wide = await png(dir, 'wide.png', 8, 4, Array.from({ length: 32 }, (_, i) => Array(3).fill(cols[i % 8])));
+  const crop: ImagePreprocessing = { resize: { shortestEdge: 4 }, crop: { height: 2, width: 2 }, resample: 'nearest', mean: [0, 0, 0], std: [1, 1, 1] };
+  assert.equal(preprocessingSize(crop), 2);
+  assert.deepEqual([...(await decodeImage(wide, 2, crop))].filter((_, i) => i % 3 === 0), [40, 50, 40, 50]);
+  // fill: 8×4 → 4×4 nearest keeps every other column, the aspect ratio is not kept
+  const fill: ImagePreprocessing = { resize: { height: 4, width: 4 }, crop: null, resample: 'nearest', mean: [0, 0, 0], std: [1, 1, 1] };
+  const filled = [...(await decodeImage(wide, 4, fill))].filter((_, i) => i % 3 === 0);
+  assert.equal(new Set(filled.slice(0, 4)).size, 4, `${filled}`);
+  for (let y = 1; y < 4; y++) assert.deepEqual(filled.slice(y * 4, y * 4 + 4), filled.slice(0, 4));
+  await assert.rejects(decodeImage(wide, 3, crop), /the preprocessing gives 2-pixel images, 3 requested/);
+  assert.throws(() => preprocessingSize({ ...fill, resize: { height: 4, width: 6 } }), /the output is 4×6; the encoder takes square images/);
+  assert.throws(() => preprocessingSize({ ...crop, crop: null }), /a square output needs a crop/);
+  assert.throws(() => preprocessingSize({ ...crop, resample: 'box' as never }), /resample "box" is not one of nearest, bilinear, bicubic, lanczos/);
+  rmSync(dir, { recursive: true });
+});
+
+test('ImageStore with an imported preprocessing: its pixels and its normalisation, its own cache entry', async () => {
+  const { dataset } = await loadDataset(GOOD);
+  const cacheDir = mkdtempSync(join(tmpdir(), 'notellm2-imgcache-'));
+  const pre: ImagePreprocessing = { resize: { height: 4, width: 4 }, crop: null, resample: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
+  const plain = new ImageStore(dataset, { size: 4, cacheDir });
+  const mine = new ImageStore(dataset, { size: 4, cacheDir, preprocessing: pre });
+  const ids = ['t1', 'n3'];
+  await plain.load(ids);
+  await mine.load(ids);
+  assert.equal(mine.stats.decoded, 2, 'another preprocessing must not read the CLIP-sized cache');
+  assert.equal(readdirSync(cacheDir).length, 2);
+  const arr = mine.array(ids);
+  assert.deepEqual([...arr.subarray(0, 48)], [...normalizeImage(await decodeImage(dataset.imagePath('t1'), 4, pre), 4, undefined, 0, false, pre)]);
+  assert.deepEqual([...arr.subarray(0, 3)].map((v) => Math.round(v * 1e6) / 1e6), [1, -1, -1]); // t1's top-left is red: (1 − 0.5) / 0.5
+  assert.notDeepEqual([...arr], [...plain.array(ids)]);
+  const again = new ImageStore(dataset, { size: 4, cacheDir, preprocessing: pre });
+  await again.load(ids);
+  assert.equal(again.stats.diskHits, 2);
+  assert.throws(() => new ImageStore(dataset, { size: 8, preprocessing: pre }), /the preprocessing gives 4-pixel images but size is 8/);
+  assert.notEqual(ImageStore.shared(dataset, { size: 4 }), ImageStore.shared(dataset, { size: 4, preprocessing: pre }));
+  ImageStore.clearShared();
+  rmSync(cacheDir, { recursive: true });
 });

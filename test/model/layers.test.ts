@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf, assertNoTensorLeak } from '../../src/backend';
 import { ParamStore } from '../../src/model/params';
-import { Linear, LayerNorm, RMSNorm, GeluMLP, SwiGLUMLP, mlp2xGelu, gelu, silu, swigluHidden } from '../../src/model/layers';
+import { Linear, LayerNorm, RMSNorm, GeluMLP, SwiGLUMLP, mlp2xGelu, gelu, geluTanh, quickGelu, silu, swigluHidden } from '../../src/model/layers';
 import { checkInputGrad, checkParamGrads, projLoss, randn } from './helpers';
 
 before(async () => {
@@ -136,6 +136,32 @@ test('gelu (exact, erf) and silu values', () => {
   [-0.15865526, 0, 0.84134475, 1.95449974].forEach((w, i) => assert.ok(Math.abs(g[i] - w) < 1e-5, `gelu ${g[i]} vs ${w}`));
   const z = tf.tidy(() => Array.from(silu(tf.tensor1d([-1, 0, 1])).dataSync()));
   [-0.26894142, 0, 0.73105858].forEach((w, i) => assert.ok(Math.abs(z[i] - w) < 1e-5));
+});
+
+test('geluTanh and quickGelu: values against the formulas in double precision, gradients, GeluMLP activation choice', () => {
+  const xs = [-4, -1.5, -0.3, 0, 0.2, 1, 2.5, 6];
+  const tanhRef = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+  const quickRef = (x: number) => x / (1 + Math.exp(-1.702 * x));
+  tf.tidy(() => {
+    const x = tf.tensor1d(xs);
+    const t = Array.from(geluTanh(x).dataSync()), q = Array.from(quickGelu(x).dataSync()), e = Array.from(gelu(x).dataSync());
+    xs.forEach((v, i) => {
+      assert.ok(Math.abs(t[i] - tanhRef(v)) < 1e-6, `geluTanh(${v}) = ${t[i]}, want ${tanhRef(v)}`);
+      assert.ok(Math.abs(q[i] - quickRef(v)) < 1e-6, `quickGelu(${v}) = ${q[i]}, want ${quickRef(v)}`);
+    });
+    // the three differ where it matters (what an importer must not mix up)
+    assert.ok(Math.abs(t[6] - e[6]) > 3e-4 && Math.abs(q[6] - e[6]) > 1e-2, `at 2.5: ${t[6]}, ${q[6]}, ${e[6]}`);
+  });
+  for (const f of [geluTanh, quickGelu]) checkInputGrad(randn([3, 4], 5, 2), (x) => tf.sum(tf.mul(f(x), randn([3, 4], 6))) as tf.Scalar);
+  const s = new ParamStore(2);
+  const mlp = new GeluMLP(s, 'm', 4, 6, 4, { activation: 'quick_gelu', initStd: 0.5 });
+  tf.tidy(() => {
+    const x = randn([2, 4], 7);
+    const want = mlp.fc2.apply(quickGelu(mlp.fc1.apply(x)));
+    assert.deepEqual(Array.from(mlp.apply(x).dataSync()), Array.from(want.dataSync()));
+  });
+  assert.throws(() => new GeluMLP(s, 'n', 4, 6, 4, { activation: 'relu' as never }), /activation "relu" is not one of gelu, gelu_tanh, quick_gelu/);
+  s.dispose();
 });
 
 test('MLPs: shapes and parameter layout (GELU with biases, SwiGLU without, mlp2x_gelu in→out→out)', () => {

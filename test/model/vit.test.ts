@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf, assertNoTensorLeak } from '../../src/backend';
 import { ParamStore } from '../../src/model/params';
-import { ViT, patchify, resolveViTConfig, type ViTConfig } from '../../src/model/vit';
+import { ViT, patchify, resolveViTConfig, vitArchitecture, VIT_ARCHITECTURE_DEFAULTS, type ViTConfig } from '../../src/model/vit';
 import { checkInputGrad, checkParamGrads, maxAbsDiff, projLoss, randn } from './helpers';
 
 before(async () => {
@@ -118,6 +118,111 @@ test('no tensor leak across forward + backward', async () => {
     Object.values(grads).forEach((g) => g.dispose());
     const o = vit.forward(img);
     tf.dispose([o.cls, o.patches]);
+  });
+  img.dispose();
+  s.dispose();
+});
+
+/** CLIP's layout (quick GELU, no patch bias, final norm on the pooled CLS, a projection) and SigLIP's (no CLS, no pre-norm, tanh GELU, attention pooling). */
+const CLIP_LIKE: ViTConfig = { ...CFG, mlpRatio: undefined, mlpDim: 12, patchBias: false, activation: 'quick_gelu', finalNorm: 'pooled', projectionDim: 5 };
+const SIGLIP_LIKE: ViTConfig = { ...CFG, classToken: false, preNorm: false, activation: 'gelu_tanh', pooling: 'attention', normEps: 1e-6 };
+
+test('architecture fields: resolved only where they depart from the defaults, idempotent, validated', () => {
+  for (const cfg of [{}, CFG, { ...CFG, ...VIT_ARCHITECTURE_DEFAULTS }]) {
+    const r = resolveViTConfig(cfg);
+    assert.deepEqual(Object.keys(r).sort(), ['channels', 'depth', 'dim', 'heads', 'imageSize', 'initStd', 'mlpRatio', 'normEps', 'patchSize']);
+  }
+  const sig = resolveViTConfig(SIGLIP_LIKE);
+  assert.deepEqual({ classToken: sig.classToken, preNorm: sig.preNorm, activation: sig.activation, pooling: sig.pooling, patchBias: sig.patchBias }, { classToken: false, preNorm: false, activation: 'gelu_tanh', pooling: 'attention', patchBias: undefined });
+  assert.deepEqual(resolveViTConfig(sig), sig);
+  const clip = resolveViTConfig(CLIP_LIKE);
+  assert.equal(clip.mlpRatio, 1.5);
+  assert.equal(clip.mlpDim, undefined, 'a width the ratio reproduces is not kept twice');
+  assert.deepEqual(resolveViTConfig(clip), clip);
+  assert.deepEqual(vitArchitecture(clip), { patchBias: false, classToken: true, preNorm: true, activation: 'quick_gelu', finalNorm: 'pooled', pooling: 'cls', projectionDim: 5 });
+  assert.throws(() => resolveViTConfig({ classToken: false }), /pooling 'cls' needs classToken true; without a CLS token use pooling 'attention'/);
+  assert.throws(() => resolveViTConfig({ activation: 'relu' as never }), /activation "relu" is not one of gelu, gelu_tanh, quick_gelu/);
+  assert.throws(() => resolveViTConfig({ finalNorm: 'none' as never }), /finalNorm "none" is not one of all, pooled/);
+  assert.throws(() => resolveViTConfig({ pooling: 'mean' as never }), /pooling "mean" is not one of cls, attention/);
+  assert.throws(() => resolveViTConfig({ projectionDim: -1 }), /projectionDim must be a non-negative integer/);
+  assert.throws(() => resolveViTConfig({ dim: 8, mlpDim: 12, mlpRatio: 2 }), /mlpRatio \(2\) × dim \(8\) ≠ mlpDim \(12\)/);
+});
+
+test('architecture fields: parameter paths and shapes of a CLIP-like and a SigLIP-like tower', () => {
+  const s = new ParamStore(0);
+  new ViT(CLIP_LIKE, s, 'c');
+  assert.ok(!s.has('c.patch_embed.bias') && s.has('c.cls') && s.has('c.norm_pre.weight') && !s.has('c.head.probe'));
+  assert.deepEqual(s.get('c.blocks.0.mlp.fc1.weight').shape, [8, 12]);
+  assert.deepEqual(s.get('c.proj.weight').shape, [8, 5]);
+  assert.ok(!s.has('c.proj.bias'));
+  const v = new ViT(SIGLIP_LIKE, s, 'g');
+  assert.equal(v.numTokens, 4);
+  assert.deepEqual(s.get('g.pos').shape, [4, 8]);
+  assert.ok(s.has('g.patch_embed.bias') && !s.has('g.cls') && !s.has('g.norm_pre.weight') && !s.has('g.proj.weight'));
+  assert.deepEqual(s.list('g.head'), [
+    'g.head.attn.k.bias', 'g.head.attn.k.weight', 'g.head.attn.o.bias', 'g.head.attn.o.weight', 'g.head.attn.q.bias', 'g.head.attn.q.weight',
+    'g.head.attn.v.bias', 'g.head.attn.v.weight', 'g.head.mlp.fc1.bias', 'g.head.mlp.fc1.weight', 'g.head.mlp.fc2.bias', 'g.head.mlp.fc2.weight',
+    'g.head.norm.bias', 'g.head.norm.weight', 'g.head.probe',
+  ]);
+  s.dispose();
+});
+
+test('architecture fields: what forward returns — CLIP-like un-normed patches and normed pooled CLS; SigLIP-like pooled output over all tokens', () => {
+  const s = new ParamStore(5);
+  const clip = new ViT({ ...CLIP_LIKE, initStd: 0.3 }, s, 'c');
+  const sig = new ViT({ ...SIGLIP_LIKE, initStd: 0.3 }, s, 'g');
+  const img = randn([2, 4, 4, 3], 6) as tf.Tensor4D;
+  tf.tidy(() => {
+    const o = clip.forward(img);
+    const tr = clip.trace(img);
+    assert.equal(tr.hiddenStates.length, 3);
+    assert.equal(maxAbsDiff(o.patches, tf.slice(tr.hiddenStates[2], [0, 1, 0], [-1, -1, -1])), 0);
+    assert.equal(maxAbsDiff(o.cls, clip.norm.apply(tf.reshape(tf.slice(tr.hiddenStates[2], [0, 0, 0], [-1, 1, -1]), [2, 8]))), 0);
+    assert.equal(maxAbsDiff(o.projected!, tf.matMul(o.cls, clip.proj!.weight as tf.Tensor2D)), 0);
+    assert.equal(maxAbsDiff(tr.hiddenStates[0], clip.normPre!.apply(tr.embeddings)), 0);
+    const g = sig.forward(img);
+    const gt = sig.trace(img);
+    assert.deepEqual(g.patches.shape, [2, 4, 8]);
+    assert.equal(g.projected, undefined);
+    assert.equal(maxAbsDiff(g.patches, sig.norm.apply(gt.hiddenStates[2])), 0);
+    assert.equal(maxAbsDiff(g.cls, sig.head!.apply(g.patches)), 0);
+    assert.equal(maxAbsDiff(gt.hiddenStates[0], gt.embeddings), 0); // no pre-norm
+    // the pooled output reads every token: perturbing one patch's pixels moves it
+    const delta = tf.pad(tf.ones([1, 2, 2, 3]), [[1, 0], [2, 0], [0, 2], [0, 0]]);
+    assert.ok(maxAbsDiff(sig.forward(tf.add(img, delta) as tf.Tensor4D).cls, g.cls) > 1e-3);
+  });
+  img.dispose();
+  s.dispose();
+});
+
+test('architecture fields: gradients vs finite differences (attention pooling head, pooled final norm, projection)', () => {
+  for (const cfg of [CLIP_LIKE, SIGLIP_LIKE]) {
+    const s = new ParamStore(7);
+    const vit = new ViT({ ...cfg, initStd: 0.3 }, s);
+    const img = randn([2, 4, 4, 3], 8);
+    const loss = (x: tf.Tensor) => {
+      const o = vit.forward(x as tf.Tensor4D);
+      const parts = [projLoss(o.cls, 1), projLoss(o.patches, 2)];
+      if (o.projected) parts.push(projLoss(o.projected, 3));
+      return tf.addN(parts) as tf.Scalar;
+    };
+    checkParamGrads(s, () => loss(img), { directions: 3 });
+    checkInputGrad(img, loss);
+    img.dispose();
+    s.dispose();
+  }
+});
+
+test('architecture fields: no tensor leak across forward, trace and backward', async () => {
+  const s = new ParamStore(9);
+  const vit = new ViT(SIGLIP_LIKE, s);
+  const img = randn([2, 4, 4, 3], 10) as tf.Tensor4D;
+  await assertNoTensorLeak(() => {
+    const { value, grads } = s.variableGrads(() => projLoss(vit.forward(img).cls));
+    value.dispose();
+    Object.values(grads).forEach((g) => g.dispose());
+    const tr = vit.trace(img);
+    tf.dispose([tr.embeddings, ...tr.hiddenStates, tr.lastHiddenState, tr.pooled]);
   });
   img.dispose();
   s.dispose();
