@@ -16,6 +16,11 @@
  * then scores about K/poolSize, as chance would, not 100 %. 'optimistic' counts only `higher`,
  * 'pessimistic' counts all ties ahead of the partner.
  *
+ * A second protocol, 'all-pairs' (docs/method.md "Evaluation protocol"), uses every test pair
+ * in both directions as a query, with the pool every test note except the query itself: many
+ * more queries from the same notes, so tighter intervals. Both directions of one pair are
+ * dependent, so they form one resampling cluster (`clusters`, for eval/stats.ts).
+ *
  * Compute: the L2-normalised pool is transposed once to [D, N] and uploaded; queries go
  * through in chunks [c, D] × [D, N] (no transposed matMul, which wasm runs slowly), and the
  * counting happens on the backend, so memory stays at c·N scores for any pool size.
@@ -25,6 +30,10 @@ import type { Pair } from '../data/schema';
 
 /** docs/method.md's K values; only those below the pool size are reported. */
 export const RECALL_KS: readonly number[] = [10, 20, 50, 100, 1_000, 10_000, 100_000, 1_000_000];
+
+/** Which queries and pool (see the file comment); 'reference' is the paper's. */
+export type RecallProtocol = 'reference' | 'all-pairs';
+export const RECALL_PROTOCOLS: readonly RecallProtocol[] = ['reference', 'all-pairs'];
 
 export type TieMode = 'expected' | 'optimistic' | 'pessimistic';
 export const TIE_MODES: readonly TieMode[] = ['expected', 'optimistic', 'pessimistic'];
@@ -60,8 +69,13 @@ export interface RecallResult extends RecallMetrics {
   tieMode: TieMode;
   /** Per subset name: queries in the subset and its recall. */
   subsets: Record<string, RecallMetrics>;
-  /** The kept pairs, in order; ranks[i] and ties[i] belong to kept[i]. */
+  protocol: RecallProtocol;
+  /** The kept pairs, in order; ranks[i] and ties[i] belong to kept[i]. Under 'all-pairs', each pair twice (a → b, then b → a). */
   kept: KeptPair[];
+  /** Per subset name: indices into `kept` of its queries. */
+  subsetQueries: Record<string, number[]>;
+  /** 'all-pairs' only: resampling cluster of each query (the index of its unordered pair). */
+  clusters?: Int32Array;
   /** Pool notes scoring strictly higher than the partner (0 = partner ranked first). */
   ranks: Int32Array;
   /** Other pool notes scoring exactly the partner's score. */
@@ -82,6 +96,8 @@ export interface RecallOptions {
   ties?: TieMode;
   /** Scores held at once, c·N; bounds memory. Defaults to 2²² (16 MB of float32). */
   chunkElements?: number;
+  /** Defaults to 'reference'. */
+  protocol?: RecallProtocol;
 }
 
 /** Step 1 of the protocol: the dedupe walk. Self-pairs (a = b) are never kept. */
@@ -96,6 +112,26 @@ export function keepPairs(pairs: readonly Pair[]): KeptPair[] {
     kept.push({ index, query: a, target: b, pair });
   });
   return kept;
+}
+
+/**
+ * The queries of the 'all-pairs' protocol: every distinct unordered test pair (self-pairs and
+ * repeats, in either direction, left out), as a → b and then b → a; `cluster` is the pair's
+ * position among the distinct pairs.
+ */
+export function allPairQueries(pairs: readonly Pair[]): Array<KeptPair & { cluster: number }> {
+  const seen = new Set<string>();
+  const out: Array<KeptPair & { cluster: number }> = [];
+  pairs.forEach((pair, index) => {
+    const { a, b } = pair;
+    const key = a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`;
+    if (a === b || seen.has(key)) return;
+    const cluster = seen.size;
+    seen.add(key);
+    out.push({ index, query: a, target: b, pair, cluster });
+    out.push({ index, query: b, target: a, pair: { ...pair, a: b, b: a }, cluster });
+  });
+  return out;
 }
 
 /** Resolves an embedding source to a lookup by id (views into the table, no copies). */
@@ -146,17 +182,26 @@ export function transposeRows(x: Float32Array, n: number, dim: number): Float32A
  * @param queries [Q, D] row-major
  * @param poolT   [D, N] tensor (the pool, transposed once by the caller)
  * @param partner [Q] column of each query's partner in the pool
+ * @param exclude [Q] a column each query leaves out of its pool (the query itself under
+ *                'all-pairs'); absent: none
  */
 export async function countAbovePartner(
   queries: Float32Array,
   poolT: tf.Tensor2D,
   partner: Int32Array,
   chunkElements = 1 << 22,
+  exclude?: Int32Array,
 ): Promise<{ higher: Int32Array; ties: Int32Array }> {
   const [D, N] = poolT.shape;
   const Q = partner.length;
   if (N > 1 << 24) throw new Error(`countAbovePartner: pool of ${N} notes exceeds 2^24, where float32 counts stop being exact`);
   if (queries.length !== Q * D) throw new Error(`countAbovePartner: queries hold ${queries.length} values, expected ${Q}×${D}`);
+  if (exclude) {
+    if (exclude.length !== Q) throw new Error(`countAbovePartner: ${exclude.length} excluded columns for ${Q} queries`);
+    exclude.forEach((x, i) => {
+      if (x >= N || x === partner[i]) throw new Error(`countAbovePartner: query ${i} excludes column ${x}: its partner, or outside the pool of ${N}`);
+    });
+  }
   const higher = new Int32Array(Q);
   const ties = new Int32Array(Q);
   const rows = Math.max(1, Math.floor(chunkElements / Math.max(1, N)));
@@ -167,7 +212,7 @@ export async function countAbovePartner(
       idx[2 * i] = i;
       idx[2 * i + 1] = partner[start + i];
     }
-    const [gt, lt] = tf.tidy(() => {
+    const [gt, lt, ex] = tf.tidy(() => {
       const q = tf.tensor2d(queries.subarray(start * D, (start + c) * D), [c, D]);
       const s = tf.matMul(q, poolT); // [c, N] cosine scores
       // The partner's score read from the same matrix, so it compares equal to itself.
@@ -175,16 +220,26 @@ export async function countAbovePartner(
       // Counting through the sign of s − own: for finite floats a − b > 0 exactly when a > b,
       // and step + float sum (exact below 2^24) runs ~30x faster on wasm than greater/cast/sum.
       const d = tf.sub(s, own); // [c, N]
-      return [tf.sum(tf.step(d), 1), tf.sum(tf.step(tf.neg(d)), 1)]; // [c] above, [c] below
+      const counts = [tf.sum(tf.step(d), 1), tf.sum(tf.step(tf.neg(d)), 1)]; // [c] above, [c] below
+      if (!exclude) return counts;
+      // The excluded column's entry of d: its sign says whether it was counted above or level.
+      const cols = new Int32Array(c * 2);
+      for (let i = 0; i < c; i++) cols.set([i, Math.max(0, exclude[start + i])], 2 * i);
+      return [...counts, tf.sign(tf.gatherND(d, tf.tensor2d(cols, [c, 2], 'int32')))];
     });
     const [g, l] = await Promise.all([gt.data(), lt.data()]);
-    tf.dispose([gt, lt]);
+    const excluded = ex ? await ex.data() : undefined;
+    tf.dispose([gt, lt, ...(ex ? [ex] : [])]);
     for (let i = 0; i < c; i++) {
       if (!Number.isFinite(g[i]) || !Number.isFinite(l[i])) {
         throw new Error(`countAbovePartner: query ${start + i} has non-finite scores (NaN or infinite embeddings?)`);
       }
       higher[start + i] = g[i];
       ties[start + i] = N - g[i] - l[i] - 1; // equal scores, the partner itself excluded
+      if (excluded && exclude![start + i] >= 0) {
+        if (excluded[i] > 0) higher[start + i]--;
+        else if (excluded[i] === 0) ties[start + i]--;
+      }
     }
   }
   return { higher, ties };
@@ -235,15 +290,33 @@ export async function evaluateRecall(
     return v;
   };
 
-  const kept = keepPairs(pairs);
-  const queryIds = new Set(kept.map((p) => p.query));
+  const protocol = options.protocol ?? 'reference';
+  if (!RECALL_PROTOCOLS.includes(protocol)) throw new Error(`recall: protocol "${protocol}" is not one of ${RECALL_PROTOCOLS.join(', ')}`);
   const universe = options.notes ?? lookup.ids;
   const pool: string[] = [];
   const poolIndex = new Map<string, number>();
-  for (const id of universe) {
-    if (queryIds.has(id) || poolIndex.has(id)) continue;
+  const addToPool = (id: string) => {
+    if (poolIndex.has(id)) return;
     poolIndex.set(id, pool.length);
     pool.push(id);
+  };
+  let kept: KeptPair[];
+  let clusters: Int32Array | undefined;
+  let exclude: Int32Array | undefined;
+  if (protocol === 'reference') {
+    kept = keepPairs(pairs);
+    const queryIds = new Set(kept.map((p) => p.query));
+    for (const id of universe) if (!queryIds.has(id)) addToPool(id);
+  } else {
+    const all = allPairQueries(pairs);
+    kept = all;
+    clusters = Int32Array.from(all, (q) => q.cluster);
+    for (const id of universe) addToPool(id);
+    exclude = Int32Array.from(all, (q) => {
+      const col = poolIndex.get(q.query);
+      if (col === undefined) throw new Error(`recall: query "${q.query}" of test pair ${q.index} is not among the test notes (${universe.length} given)`);
+      return col;
+    });
   }
   const partner = new Int32Array(kept.length);
   kept.forEach((p, i) => {
@@ -254,14 +327,15 @@ export async function evaluateRecall(
     partner[i] = col;
   });
 
-  const N = pool.length;
+  // Candidates a query is ranked against: the pool, less the query itself under 'all-pairs'.
+  const N = protocol === 'reference' ? pool.length : pool.length - 1;
   const ks = (options.ks ?? RECALL_KS).filter((k) => k < N);
   const queries = normalizedRows(kept.map((p) => vec(p.query, `query of test pair ${p.index}`)), dim);
   let higher = new Int32Array(0), ties = new Int32Array(0);
   if (kept.length > 0) {
-    const poolT = tf.tensor2d(transposeRows(normalizedRows(pool.map((id) => vec(id, 'pool note')), dim), N, dim), [dim, N]);
+    const poolT = tf.tensor2d(transposeRows(normalizedRows(pool.map((id) => vec(id, 'pool note')), dim), pool.length, dim), [dim, pool.length]);
     try {
-      ({ higher, ties } = await countAbovePartner(queries, poolT, partner, options.chunkElements));
+      ({ higher, ties } = await countAbovePartner(queries, poolT, partner, options.chunkElements, exclude));
     } finally {
       poolT.dispose();
     }
@@ -270,8 +344,10 @@ export async function evaluateRecall(
   const all = kept.map((_, i) => i);
   const overall = metricsOver(all, ks, higher, ties, mode);
   const subsets: Record<string, RecallMetrics> = {};
+  const subsetQueries: Record<string, number[]> = {};
   for (const [name, pred] of Object.entries(options.subsets ?? {})) {
-    subsets[name] = metricsOver(all.filter((i) => pred(kept[i].pair)), ks, higher, ties, mode);
+    subsetQueries[name] = all.filter((i) => pred(kept[i].pair));
+    subsets[name] = metricsOver(subsetQueries[name], ks, higher, ties, mode);
   }
   return {
     k: ks,
@@ -280,8 +356,11 @@ export async function evaluateRecall(
     poolSize: N,
     nPairs: pairs.length,
     tieMode: mode,
+    protocol,
     subsets,
     kept,
+    subsetQueries,
+    ...(clusters && { clusters }),
     ranks: higher,
     ties,
   };

@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, assertNoTensorLeak, Rng, tf } from '../../src/backend';
-import { countAbovePartner, evaluateRecall, hitAt, keepPairs, RECALL_KS, transposeRows } from '../../src/eval/recall';
+import { allPairQueries, countAbovePartner, evaluateRecall, hitAt, keepPairs, RECALL_KS, transposeRows } from '../../src/eval/recall';
 import { EmbeddingCatalogue } from '../../src/eval/catalogue';
 import type { Pair } from '../../src/data/schema';
 
@@ -162,6 +162,89 @@ test('ties: expected (default), optimistic and pessimistic; a collapsed model sc
   assert.ok(Math.abs(collapsed.recall['R@10'] - 0.1) < 1e-12, `${collapsed.recall['R@10']}`);
 });
 
+/*
+ * The 'all-pairs' protocol by hand. Notes x1 (1,0), x2 (1,1), x3 (0,1), x4 (−1,0), x5 (0,−1):
+ * every cosine is 0, ±1 or ±f with f = 1/√2 read from one normalised row, so ties are exact.
+ * Pairs: (x1,x2) a, (x2,x3) b, (x2,x1) a repeat, (x3,x1) a, (x4,x4) self, (x4,x5) b → four
+ * distinct pairs, eight queries; pool = the four other notes, so K < 4.
+ *   x1→x2  row x1: x2 f, x3 0, x4 −1, x5 0      higher 0, ties 0
+ *   x2→x1  row x2: x1 f, x3 f, x4 −f, x5 −f     higher 0, ties 1 (x3)
+ *   x2→x3  same row                             higher 0, ties 1 (x1)
+ *   x3→x2  row x3: x1 0, x2 f, x4 0, x5 −1      higher 0, ties 0
+ *   x3→x1  partner 0: x2 above, x4 level        higher 1, ties 1
+ *   x1→x3  partner 0: x2 above, x5 level        higher 1, ties 1
+ *   x4→x5  row x4: x1 −1, x2 −f, x3 0, x5 0     higher 0, ties 1 (x3)
+ *   x5→x4  row x5: x1 0, x2 −f, x3 −1, x4 0     higher 0, ties 1 (x1)
+ * Expected hits at K = 1: 1, ½, ½, 1, 0, 0, ½, ½ → R@1 = 4/8; at K = 2: all 1 but x3→x1 and
+ * x1→x3 (½ each) → 7/8; R@3 = 1.
+ */
+test("'all-pairs' protocol on a hand-worked example: both directions, pool = every other note, one cluster per pair", async () => {
+  const s = Math.SQRT1_2;
+  const emb = new Map([
+    ['x1', new Float32Array([1, 0])],
+    ['x2', new Float32Array([s, s])],
+    ['x3', new Float32Array([0, 1])],
+    ['x4', new Float32Array([-1, 0])],
+    ['x5', new Float32Array([0, -1])],
+  ]);
+  const pairs: Pair[] = [
+    { a: 'x1', b: 'x2', label: 'a' },
+    { a: 'x2', b: 'x3', label: 'b' },
+    { a: 'x2', b: 'x1', label: 'a' },
+    { a: 'x3', b: 'x1', label: 'a' },
+    { a: 'x4', b: 'x4', label: 'b' },
+    { a: 'x4', b: 'x5', label: 'b' },
+  ];
+  const q = allPairQueries(pairs);
+  assert.deepEqual(q.map((k) => `${k.query}>${k.target}`), ['x1>x2', 'x2>x1', 'x2>x3', 'x3>x2', 'x3>x1', 'x1>x3', 'x4>x5', 'x5>x4']);
+  assert.deepEqual(q.map((k) => k.cluster), [0, 0, 1, 1, 2, 2, 3, 3]);
+  assert.deepEqual(q.map((k) => k.index), [0, 0, 1, 1, 3, 3, 5, 5]);
+  const subsets = { a: (p: Pair) => p.label === 'a', b: (p: Pair) => p.label === 'b', fromX2: (p: Pair) => p.a === 'x2' };
+  for (const chunkElements of [1, 1 << 22]) {
+    const r = await evaluateRecall(pairs, emb, { protocol: 'all-pairs', ks: [1, 2, 3, 4, 10], subsets, chunkElements });
+    assert.equal(r.protocol, 'all-pairs');
+    assert.equal(r.poolSize, 4);
+    assert.deepEqual(r.k, [1, 2, 3]);
+    assert.deepEqual(Array.from(r.ranks), [0, 0, 0, 0, 1, 1, 0, 0]);
+    assert.deepEqual(Array.from(r.ties), [0, 1, 1, 0, 1, 1, 1, 1]);
+    assert.deepEqual(r.recall, { 'R@1': 0.5, 'R@2': 7 / 8, 'R@3': 1 });
+    assert.deepEqual(Array.from(r.clusters!), [0, 0, 1, 1, 2, 2, 3, 3]);
+    // Subsets see the reversed pair: the query side of x2→x1 is x2.
+    assert.deepEqual(r.subsetQueries, { a: [0, 1, 4, 5], b: [2, 3, 6, 7], fromX2: [1, 2] });
+    assert.deepEqual(r.subsets.a.recall, { 'R@1': 1.5 / 4, 'R@2': 3 / 4, 'R@3': 1 });
+  }
+  // The reference protocol on the same data is unchanged: no clusters, queries x1, x4 (pair 1 and 3 skip).
+  const ref = await evaluateRecall(pairs, emb, { ks: [1, 2] });
+  assert.equal(ref.protocol, 'reference');
+  assert.equal(ref.clusters, undefined);
+  assert.deepEqual(ref.kept.map((k) => k.query), ['x1', 'x4']);
+  await assert.rejects(evaluateRecall(pairs, emb, { protocol: 'pairs' as never }), /"pairs" is not one of reference, all-pairs/);
+  const poolT = tf.tensor2d(transposeRows(new Float32Array([1, 0, 0, 1]), 2, 2), [2, 2]);
+  await assert.rejects(countAbovePartner(new Float32Array([1, 0]), poolT, new Int32Array([1]), undefined, new Int32Array([1])), /excludes column 1: its partner/);
+  poolT.dispose();
+});
+
+test("'all-pairs' ranks match a brute-force float64 ranking over every note but the query", async () => {
+  const rng = new Rng(12);
+  const D = 6, n = 70;
+  const ids = Array.from({ length: n }, (_, i) => `y${i}`);
+  const emb = new Map(ids.map((id) => [id, rng.normalArray(D, 1)]));
+  const pairs: Pair[] = Array.from({ length: 50 }, () => ({ a: ids[rng.int(n)], b: ids[rng.int(n)] }));
+  const cos = (u: Float32Array, v: Float32Array) => {
+    let d = 0, nu = 0, nv = 0;
+    for (let k = 0; k < D; k++) { d += u[k] * v[k]; nu += u[k] * u[k]; nv += v[k] * v[k]; }
+    return d / Math.sqrt(nu * nv);
+  };
+  const want = allPairQueries(pairs).map((k) => {
+    const s = cos(emb.get(k.query)!, emb.get(k.target)!);
+    return ids.filter((id) => id !== k.query && cos(emb.get(k.query)!, emb.get(id)!) > s).length;
+  });
+  const r = await evaluateRecall(pairs, emb, { protocol: 'all-pairs', chunkElements: 300 });
+  assert.equal(r.poolSize, n - 1);
+  assert.deepEqual(Array.from(r.ranks), want);
+  assert.ok(Array.from(r.ties).every((t) => t === 0), 'random vectors do not tie');
+});
+
 test('errors name the missing note and the pair', async () => {
   await assert.rejects(evaluateRecall([{ a: 'n1', b: 'zz' }], EMB), /target "zz" of test pair 0 is not among the test notes/);
   await assert.rejects(evaluateRecall([{ a: 'qq', b: 'n2' }], EMB), /no embedding for query of test pair 0 "qq"/);
@@ -177,6 +260,8 @@ test('no tensor leak in the recall computation', async () => {
     await evaluateRecall(PAIRS, EMB, { chunkElements: 5 });
     const poolT = tf.tensor2d(transposeRows(new Float32Array([1, 0, 0, 1]), 2, 2), [2, 2]);
     await countAbovePartner(new Float32Array([1, 0]), poolT, new Int32Array([1]));
+    await countAbovePartner(new Float32Array([1, 0]), poolT, new Int32Array([1]), 1, new Int32Array([0]));
+    await evaluateRecall(PAIRS, EMB, { protocol: 'all-pairs', chunkElements: 5 });
     poolT.dispose();
   });
 });
