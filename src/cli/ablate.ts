@@ -1,16 +1,27 @@
 /**
  * `notellm2 ablate`: train and evaluate a list of presets over seeds on a dataset, print the
- * recall table, write results.json / results.csv / curves.json and report.html. `npm start`
- * runs it with the defaults (the six presets on the built-in synth dataset).
+ * recall table (with the baselines and 95 % intervals), the paper's claims and the regime map
+ * of a regime sweep, write results.json / results.csv / comparisons.csv / curves.json and
+ * report.html. `npm start` runs it with the defaults (the six presets on the built-in synth
+ * dataset).
  */
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { PRESET_NAMES, SWEEP_NAMES, sweepVariants } from '../experiments/presets';
+import { PRESET_NAMES, REGIME_PRESETS, SWEEP_NAMES, sweepVariants } from '../experiments/presets';
 import { runAblation } from '../experiments/runner';
-import { formatResultsTable } from '../experiments/results';
+import { formatClaimsTable, formatComparisons, formatResultsTable, type AblationResults } from '../experiments/results';
+import { describeRegimes } from '../experiments/regimes';
 import { DEFAULT_ABLATION_TRAIN, smokeDefaults } from '../experiments/defaults';
-import { intArg, numArg } from './args';
+import { intArg, numArg, protocolArg } from './args';
 import { writeRunOutputs } from './run-outputs';
+
+/** Each variant against the baseline of the subset that baseline is made for (text: TF-IDF, visual: colour histogram). */
+function baselineComparisons(results: AblationResults): string | undefined {
+  const focus: Record<string, string> = { 'tfidf-text': 'text', 'colour-histogram-image': 'visual' };
+  const metrics = new Set(['R@10', 'R@100']);
+  const rows = (results.comparisons ?? []).filter((c) => focus[c.b] === c.subset && metrics.has(c.metric) && results.variants.some((v) => v.name === c.a));
+  return rows.length ? formatComparisons(rows) : undefined;
+}
 
 export function registerAblate(program: Command): void {
   program
@@ -18,7 +29,7 @@ export function registerAblate(program: Command): void {
     .description('train and evaluate presets × seeds on a dataset; print the recall table; write runs/<name>/')
     .option('--dataset <name|dir>', 'synth | openmoji | a folder in the reference layout', 'synth')
     .option('--presets <list>', `comma-separated presets (${PRESET_NAMES.join(', ')})`, PRESET_NAMES.join(','))
-    .option('--sweep <name>', `run a paper sweep over the presets (${SWEEP_NAMES.join(', ')})`)
+    .option('--sweep <name>', `run a sweep over the presets (${SWEEP_NAMES.join(', ')}; regime defaults to ${REGIME_PRESETS.join(', ')})`)
     .option('--seeds <n>', 'seeds per preset (mean ± std)', intArg('--seeds', 1), 1)
     .option('--out <dir>', 'run folder (default runs/<dataset>)')
     .option('--workers <n>', 'parallel worker processes (default: cores)', intArg('--workers', 1))
@@ -30,14 +41,16 @@ export function registerAblate(program: Command): void {
     .option('--skip-bad', 'skip bad rows of the dataset (and print how many of each kind) instead of failing')
     .option('--no-saliency', 'skip the modality saliency of the trained variants (docs/method.md "Modality saliency")')
     .option('--png', 'also render the report figures to PNG (headless Chromium)')
-    .action(async (o) => {
+    .option('--protocol <name>', 'recall protocol: reference (the paper\'s) or all-pairs (every test pair both ways; tighter intervals)', protocolArg('--protocol'), 'reference')
+    .action(async (o, cmd: Command) => {
       const smoke = smokeDefaults();
       const out = o.out ?? join('runs', smoke ? `${o.dataset}-smoke` : o.dataset);
+      // The regime map's own presets unless --presets was given.
+      const presetList = o.sweep === 'regime' && cmd.getOptionValueSource('presets') === 'default' ? [...REGIME_PRESETS] : String(o.presets).split(',').map((s) => s.trim()).filter(Boolean);
       const { results, runs } = await runAblation({
         dataset: o.dataset,
-        variants: ((presets: string[]) => (o.sweep ? sweepVariants(presets, o.sweep) : presets))(
-          String(o.presets).split(',').map((s) => s.trim()).filter(Boolean),
-        ),
+        variants: o.sweep ? sweepVariants(presetList, o.sweep, { smoke: !!smoke }) : presetList,
+        protocol: o.protocol,
         seeds: o.seeds,
         out,
         workers: o.workers,
@@ -46,8 +59,13 @@ export function registerAblate(program: Command): void {
         log: (m) => console.log(m),
         skipBad: o.skipBad,
       });
-      console.log(`\nRecall on ${results.dataset} (${results.seedList.length} seed${results.seedList.length > 1 ? 's' : ''}; ${runs[0]?.nQueries} queries, pool ${runs[0]?.poolSize}):\n`);
+      const interval = results.statistics ? `; mean [${Math.round(100 * results.statistics.level)} % interval]` : '';
+      console.log(`\nRecall % on ${results.dataset} (${results.protocol} protocol, ${results.seedList.length} seed${results.seedList.length > 1 ? 's' : ''}; ${runs[0]?.nQueries} queries, pool ${runs[0]?.poolSize}${interval}):\n`);
       console.log(formatResultsTable(results));
+      const vsBaselines = baselineComparisons(results);
+      if (vsBaselines) console.log(`\nPaired differences with the baselines, in points (same queries; p: sign-flip permutation test):\n\n${vsBaselines}`);
+      if (results.claims?.some((c) => c.verdict !== 'not run')) console.log(`\nThe paper's claims (docs/method.md "Reported outcomes"):\n\n${formatClaimsTable(results.claims)}`);
+      if (results.regimes?.length) console.log(`\nRegime map (${results.regimes[0].metric}):\n${describeRegimes(results.regimes).map((l) => `  ${l}`).join('\n')}`);
       const files = await writeRunOutputs(out, results, runs, {
         dataset: o.dataset,
         skipBad: o.skipBad,

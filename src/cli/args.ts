@@ -1,5 +1,6 @@
 /** Argument parsers for commander options, with errors that name the option and the expected value. */
 import { CHECKPOINT_CHOICES, type CheckpointChoice } from '../train/trainer';
+import { RECALL_PROTOCOLS, type RecallProtocol } from '../eval/recall';
 
 /** A number that passes `check`; blank strings are refused (Number('') would be 0). */
 export function numberArg(name: string, check: (x: number) => boolean, expected: string) {
@@ -30,5 +31,13 @@ export function checkpointArg(name: string) {
   return (v: string): CheckpointChoice => {
     if (!(CHECKPOINT_CHOICES as readonly string[]).includes(v)) throw new Error(`${name}: expected ${CHECKPOINT_CHOICES.join(' or ')}, got "${v}"`);
     return v as CheckpointChoice;
+  };
+}
+
+/** A recall protocol (eval/recall.ts): reference or all-pairs. */
+export function protocolArg(name: string) {
+  return (v: string): RecallProtocol => {
+    if (!(RECALL_PROTOCOLS as readonly string[]).includes(v)) throw new Error(`${name}: expected ${RECALL_PROTOCOLS.join(' or ')}, got "${v}"`);
+    return v as RecallProtocol;
   };
 }

@@ -5,13 +5,12 @@
  */
 import { Command } from 'commander';
 import { initBackend } from '../backend';
-import { baselineEmbeddings } from '../data/baselines';
 import { formatDatasetSummary, type BaselineRecall, type BuiltDataset } from '../data/summary';
 import { buildOpenmoji } from '../data/openmoji';
 import { buildPairs, readEventsCsv, writePairsCsv } from '../data/pairs';
 import { buildSynth } from '../data/synth';
 import { builtinDatasetDir } from '../data/write';
-import { evaluateRecall } from '../eval/recall';
+import { baselineRecall } from '../experiments/baselines';
 import { registerDataValidate } from './data-validate';
 import { intArg, numArg, shareArg } from './args';
 
@@ -19,13 +18,9 @@ import { intArg, numArg, shareArg } from './args';
 export async function scoreBaselines(built: BuiltDataset): Promise<Record<string, BaselineRecall>> {
   const t0 = performance.now();
   const testNotes = built.testNoteIds.map((id) => built.notes.get(id)!);
-  const embeddings = await baselineEmbeddings(testNotes, built.imageFile);
+  const recall = await baselineRecall({ notes: testNotes, pairs: built.testPairs, subsets: built.subsets.predicates, image: built.imageFile });
   const out: Record<string, BaselineRecall> = {};
-  for (const [name, v] of Object.entries(embeddings)) {
-    const r = await evaluateRecall(built.testPairs, new Map(v.ids.map((id, i) => [id, v.rows[i]])), {
-      notes: built.testNoteIds,
-      subsets: built.subsets.predicates,
-    });
+  for (const [name, r] of Object.entries(recall)) {
     out[name] = {
       queries: r.nQueries,
       pool: r.poolSize,

@@ -1,6 +1,6 @@
 /**
  * The files a finished run writes into its folder, in one step shared by `notellm2 ablate`
- * and `notellm2 train`: results.json, results.csv and curves.json; then, for the report,
+ * and `notellm2 train`: results.json, results.csv, comparisons.csv and curves.json; then, for the report,
  * embeddings.json and neighbours.json (from the saved test-note embeddings), saliency.json
  * (when asked) and report.html (with PNGs when asked). Names: experiments/run-folder.ts.
  */
@@ -25,7 +25,7 @@ export interface RunOutputOptions {
 /** Writes the run's files (see the module comment) and returns their paths. */
 export async function writeRunOutputs(out: string, results: AblationResults, runs: VariantResult[], o: RunOutputOptions): Promise<string[]> {
   const written = await writeResults(out, results, runs);
-  const files = [written.json, written.csv, written.curves];
+  const files = [written.json, written.csv, ...(written.comparisons ? [written.comparisons] : []), written.curves];
   if (o.report === false) return files;
   // The report's projection and neighbour gallery.
   const extras = await writeRunExtras({ out, datasetDir: (await ensureDataset(o.dataset)).dir, runs, skipBad: o.skipBad });

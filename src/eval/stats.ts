@@ -261,6 +261,11 @@ export class QueryBootstrap {
     return this;
   }
 
+  /** Whether an arm of this name exists. */
+  has(arm: string): boolean {
+    return this.arms.has(arm);
+  }
+
   /** Number of queries in a subset. */
   size(subset: string): number {
     return this.subsetOf(subset).indices.length;

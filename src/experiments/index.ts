@@ -9,3 +9,8 @@ export * from './restore';
 export * from './evaluate';
 export * from './saliency';
 export * from './run-folder';
+export * from './baselines';
+export * from './statistics';
+export * from './claims';
+export * from './regimes';
+export * from './analysis';

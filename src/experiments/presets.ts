@@ -31,6 +31,17 @@ export function presetConfig(name: string): ModelConfig {
   return structuredClone(PRESETS[name as PresetName]) as ModelConfig;
 }
 
+/** The presets of the regime map (docs/method.md "Sweeps"): the naive model and the two fixes, alone and together. */
+export const REGIME_PRESETS = ['basic', 'micl', 'late+early', 'notellm2'] as const;
+
+/**
+ * The regime map's grid: multiples of the run's pretraining budgets (steps) of the LM (text
+ * path strength) and of the vision encoder (image path strength); 0 leaves a tower at its
+ * random initialisation. The smoke grid keeps the corners of the text axis only.
+ */
+export const REGIME_GRID = { lm: [0, 1, 4], vision: [0, 1] } as const;
+export const REGIME_SMOKE_GRID = { lm: [0, 1], vision: [0, 1] } as const;
+
 /** The paper's sweeps (docs/method.md "Sweeps"): Q-Former query tokens and mICL loss ratio text:vision. */
 export const SWEEPS = {
   queries: [8, 16, 32, 48],
@@ -44,8 +55,14 @@ export const SWEEPS = {
   freezeVision: [true, false],
 };
 
-export type SweepName = 'queries' | 'micl-ratio' | 'connector' | 'freeze-vision';
-export const SWEEP_NAMES: readonly SweepName[] = ['queries', 'micl-ratio', 'connector', 'freeze-vision'];
+export type SweepName = 'queries' | 'micl-ratio' | 'connector' | 'freeze-vision' | 'regime';
+export const SWEEP_NAMES: readonly SweepName[] = ['queries', 'micl-ratio', 'connector', 'freeze-vision', 'regime'];
+
+/** Multiples of the run's pretraining steps for the LM and the vision encoder (0: random initialisation). */
+export interface PretrainScale {
+  lm: number;
+  vision: number;
+}
 
 /** One variant of a sweep: a preset with a named override. */
 export interface SweepVariant {
@@ -53,14 +70,26 @@ export interface SweepVariant {
   preset: string;
   model?: ModelConfig;
   train?: TrainConfig;
+  /** Towers pretrained with scaled budgets (the regime sweep). */
+  pretrainScale?: PretrainScale;
+  /** The sweep cell (statistics compare variants within a cell). */
+  group?: string;
+  /** The cell's coordinates on the sweep's axes. */
+  axes?: Record<string, number>;
+}
+
+/** Name of a regime cell: `lm<×>x-vit<×>x`, e.g. lm4x-vit1x (names become folder names). */
+export function regimeCell(scale: PretrainScale): string {
+  return `lm${scale.lm}x-vit${scale.vision}x`;
 }
 
 /**
  * The variants of a paper sweep over the given presets, named `<preset>@<value>` (names become folder names):
  * Q-Former query tokens 8/16/32/48, mICL loss ratio text:vision 1:1…19:1, connector
- * mlp | qformer, frozen or tuned vision encoder.
+ * mlp | qformer, frozen or tuned vision encoder; and the regime map, every preset in every
+ * cell of REGIME_GRID (REGIME_SMOKE_GRID when `smoke`), named `<preset>@<cell>`.
  */
-export function sweepVariants(presets: readonly string[], sweep: string): SweepVariant[] {
+export function sweepVariants(presets: readonly string[], sweep: string, opts: { smoke?: boolean } = {}): SweepVariant[] {
   for (const p of presets) presetConfig(p);
   const each = <T>(values: readonly T[], make: (v: T) => Omit<SweepVariant, 'preset'>) =>
     presets.flatMap((preset) => values.map((v) => { const r = make(v); return { ...r, preset, name: `${preset}@${r.name}` }; }));
@@ -73,6 +102,15 @@ export function sweepVariants(presets: readonly string[], sweep: string): SweepV
       return each(SWEEPS.connector, (kind) => ({ name: kind, model: { connector: { kind } } }));
     case 'freeze-vision':
       return each(SWEEPS.freezeVision, (frozen) => ({ name: frozen ? 'frozen-vit' : 'tuned-vit', train: { freezeVision: frozen } }));
+    case 'regime': {
+      const grid = opts.smoke ? REGIME_SMOKE_GRID : REGIME_GRID;
+      const cells = grid.lm.flatMap((lm) => grid.vision.map((vision) => ({ lm, vision })));
+      // Cell by cell, so the variants a cell compares sit together in the results.
+      return cells.flatMap((scale) => presets.map((preset) => {
+        const cell = regimeCell(scale);
+        return { name: `${preset}@${cell}`, preset, pretrainScale: scale, group: cell, axes: { lm: scale.lm, vision: scale.vision } };
+      }));
+    }
     default:
       throw new Error(`unknown sweep "${sweep}"; valid sweeps: ${SWEEP_NAMES.join(', ')}`);
   }

@@ -1,12 +1,15 @@
 /**
  * Results as tables (danfojs DataFrames) and files: results.json (docs/architecture.md "Contracts",
- * with mean ± std over seeds), results.csv (one row per variant × subset), curves.json
+ * with mean ± std over seeds, 95 % intervals, the baselines, paired comparisons and the paper's
+ * claims), results.csv (one row per variant or baseline × subset), comparisons.csv, curves.json
  * (training curves for the report), and the printed recall table.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as dfd from 'danfojs-node';
 import type { ResolvedModelConfig } from '../model/config';
 import type { ResolvedTrainConfig } from '../train/config';
+import type { RecallProtocol, TieMode } from '../eval/recall';
+import type { Estimate, TestedEstimate } from '../eval/stats';
 import { runFile } from './run-folder';
 
 /** "R@10" → share of queries in [0, 1]. */
@@ -22,6 +25,50 @@ export interface RecallOutcome {
 export interface ProbeOutcomes {
   zeroImage: RecallOutcome;
   emptyText: RecallOutcome;
+}
+
+/** The three inputs a model is evaluated on: the note as it is, and the two probes. */
+export const INPUTS = ['full', 'zeroImage', 'emptyText'] as const;
+export type InputKind = (typeof INPUTS)[number];
+
+/** Pool notes scoring above the partner, and level with it, per query (recall.ts `ranks`, `ties`). */
+export interface QueryRanks {
+  higher: number[];
+  ties: number[];
+}
+
+/**
+ * The per-query ranks behind one evaluation: what the intervals and paired tests resample
+ * (docs/method.md "Uncertainty and paired comparisons"). Not written to results.json.
+ */
+export interface QueryOutcomes {
+  protocol: RecallProtocol;
+  tieMode: TieMode;
+  /** K values of the recall maps. */
+  ks: number[];
+  poolSize: number;
+  /** Hash of the protocol and the (query, target) list in order: outcomes are paired only when these agree. */
+  pairing: string;
+  /** Per subset: indices of its queries. */
+  subsets: Record<string, number[]>;
+  /** Resampling cluster of each query ('all-pairs': its pair); absent: one cluster per query. */
+  clusters?: number[];
+  /** Per input evaluated (a baseline's: its full input and the probe that leaves it unchanged). */
+  ranks: Partial<Record<InputKind, QueryRanks>>;
+}
+
+/** Lower and upper end of a 95 % interval. */
+export type Interval = [number, number];
+/** "R@10" → interval. */
+export type IntervalMap = Record<string, Interval>;
+
+/** 95 % bootstrap intervals of the recall means (docs/method.md "Uncertainty and paired comparisons"). */
+export interface RecallIntervals {
+  metrics: IntervalMap;
+  subsets: Record<string, IntervalMap>;
+  /** Per probe (zeroImage, emptyText) that was run. */
+  probes: Record<string, IntervalMap>;
+  probeSubsets: Record<string, Record<string, IntervalMap>>;
 }
 
 /** One variant × seed, trained (runVariant) or restored (notellm2 eval), and evaluated. */
@@ -46,6 +93,12 @@ export interface VariantResult {
   /** Mean late-fusion gate value z over the test notes (1 = all LM side), when the model has the gate. */
   meanGate?: number;
   backend: string;
+  /** Per-query ranks for the statistics; absent in results written before they existed. */
+  queries?: QueryOutcomes;
+  /** The sweep cell a variant belongs to (statistics compare variants within a cell). */
+  group?: string;
+  /** Where the variant sits on a sweep's axes (e.g. the regime map's text and image strength). */
+  axes?: Record<string, number>;
 }
 
 export interface AggregatedVariant {
@@ -62,6 +115,77 @@ export interface AggregatedVariant {
   trainSeconds: number;
   seeds: Array<{ seed: number; metrics: RecallMap; subsets: Record<string, RecallMap>; trainSeconds: number; meanGate?: number }>;
   meanGate?: number;
+  /** 95 % intervals over queries and seeds (statistics.ts). */
+  intervals?: RecallIntervals;
+  group?: string;
+  axes?: Record<string, number>;
+}
+
+/**
+ * A single-modality baseline scored like the variants (docs/method.md "Baselines"): the same
+ * queries, pool, subsets and intervals; `probes` holds the one probe that leaves it unchanged
+ * (TF-IDF reads no image, the colour histogram no text).
+ */
+export interface BaselineResult {
+  name: string;
+  modality: 'text' | 'image';
+  metrics: RecallMap;
+  subsets: Record<string, RecallMap>;
+  probes: Record<string, RecallMap>;
+  probeSubsets: Record<string, Record<string, RecallMap>>;
+  nQueries: number;
+  poolSize: number;
+  intervals?: RecallIntervals;
+}
+
+/** A paired difference a − b on the same queries and pool (statistics.ts). */
+export interface Comparison {
+  a: string;
+  b: string;
+  /** The input both are evaluated on (full, or a probe). */
+  input: InputKind;
+  subset: string;
+  metric: string;
+  nQueries: number;
+  /** Mean over seeds of a's recall minus b's. */
+  diff: number;
+  lo: number;
+  hi: number;
+  /** Two-sided sign-flip permutation p-value (label permutation for differences between subsets). */
+  p: number;
+}
+
+export const VERDICTS = ['supported', 'contradicted', 'inconclusive', 'not run'] as const;
+export type Verdict = (typeof VERDICTS)[number];
+
+/** One of the paper's claims (docs/method.md "Reported outcomes") checked on a run (claims.ts). */
+export interface Claim {
+  id: string;
+  statement: string;
+  metric: string;
+  /** The figures the verdict rests on, each with its interval. */
+  measured: Array<{ label: string; estimate: number; lo: number; hi: number }>;
+  /** The paired differences the verdict reads (labels as a and b). */
+  comparisons: Comparison[];
+  verdict: Verdict;
+  /** How the verdict follows from the comparisons, or which presets are missing. */
+  note: string;
+}
+
+/** One cell of the regime map (regimes.ts). */
+export interface RegimeCell {
+  cell: string;
+  /** Multiples of the default pretraining budgets: `lm` (text path), `vision` (image path). */
+  axes: Record<string, number>;
+  metric: string;
+  /** basic's recall on the full input and on each probe. */
+  basic: { full: Estimate; textAlone: Estimate; imageAlone: Estimate };
+  /** Ratios to the full input: image alone / full and text alone / full. */
+  neglectIndex: { imageAlone: Estimate; textAlone: Estimate };
+  /** basic's text alone − image alone, with its verdict (supported = the image is neglected). */
+  neglect: TestedEstimate & { verdict: Verdict };
+  /** Fix (preset) → its paired gain over basic, with the verdict of "the fix helps". */
+  gains: Record<string, TestedEstimate & { verdict: Verdict }>;
 }
 
 export interface AblationResults {
@@ -74,6 +198,17 @@ export interface AblationResults {
   pretrain: Record<string, unknown>;
   variants: AggregatedVariant[];
   wallSeconds: number;
+  /** The recall protocol of every figure (recall.ts); absent in older files: 'reference'. */
+  protocol?: RecallProtocol;
+  /** TF-IDF and colour-histogram rows beside the variants. */
+  baselines?: BaselineResult[];
+  /** Paired differences between variants and baselines, per subset and metric. */
+  comparisons?: Comparison[];
+  claims?: Claim[];
+  /** The regime map (`--sweep regime`). */
+  regimes?: RegimeCell[];
+  /** How the intervals and p-values were computed. */
+  statistics?: { level: number; replicates: number; permutations: number; seconds: number };
 }
 
 function meanStd(values: number[]): [number, number] {
@@ -124,6 +259,8 @@ export function aggregate(runs: VariantResult[]): AggregatedVariant {
     trainSeconds: meanStd(runs.map((r) => r.trainSeconds))[0],
     seeds: runs.map((r) => ({ seed: r.seed, metrics: r.metrics, subsets: r.subsets, trainSeconds: r.trainSeconds, meanGate: r.meanGate })),
     meanGate: gates.length ? meanStd(gates)[0] : undefined,
+    ...(runs[0].group !== undefined && { group: runs[0].group }),
+    ...(runs[0].axes !== undefined && { axes: runs[0].axes }),
   };
 }
 
@@ -141,23 +278,41 @@ export interface TableRow {
   [metric: string]: string | number;
 }
 
-/** One row per variant × (all | subset | probe), metric means and `<metric> std` columns. */
+/** Row labels of the two probes in tables. */
+export const PROBE_ROWS: Record<string, string> = {
+  zeroImage: 'probe: zero image (text alone)',
+  emptyText: 'probe: empty text (image alone)',
+};
+
+/**
+ * One row per variant × (all | subset | probe), then one per baseline × (all | subset | the
+ * probe that applies): metric means, `<metric> std` (over seeds; absent for baselines),
+ * `<metric> lo` and `<metric> hi` (95 % interval), and `kind` (variant or baseline).
+ */
 export function resultRows(results: AblationResults): TableRow[] {
   const keys = metricKeys(results);
   const rows: TableRow[] = [];
-  const push = (v: AggregatedVariant, subset: string, mean: Record<string, number>, std?: Record<string, number>) => {
-    const row: TableRow = { variant: v.name, subset, seeds: v.seeds.length };
+  const push = (name: string, kind: string, seeds: number, subset: string, mean: RecallMap | undefined, std?: RecallMap, ci?: IntervalMap) => {
+    const row: TableRow = { variant: name, subset, seeds, kind };
     for (const k of keys) {
       row[k] = mean?.[k] ?? NaN;
       row[`${k} std`] = std?.[k] ?? NaN;
+      row[`${k} lo`] = ci?.[k]?.[0] ?? NaN;
+      row[`${k} hi`] = ci?.[k]?.[1] ?? NaN;
     }
     rows.push(row);
   };
   for (const v of results.variants) {
-    push(v, 'all', v.metrics, v.metricsStd);
-    for (const s of Object.keys(v.subsets)) push(v, s, v.subsets[s], v.subsetsStd[s]);
-    push(v, 'probe: zero image (text alone)', v.probes.zeroImage, v.probesStd.zeroImage);
-    push(v, 'probe: empty text (image alone)', v.probes.emptyText, v.probesStd.emptyText);
+    const ci = v.intervals;
+    push(v.name, 'variant', v.seeds.length, 'all', v.metrics, v.metricsStd, ci?.metrics);
+    for (const s of Object.keys(v.subsets)) push(v.name, 'variant', v.seeds.length, s, v.subsets[s], v.subsetsStd[s], ci?.subsets[s]);
+    for (const [probe, label] of Object.entries(PROBE_ROWS)) push(v.name, 'variant', v.seeds.length, label, v.probes[probe], v.probesStd[probe], ci?.probes[probe]);
+  }
+  for (const b of results.baselines ?? []) {
+    const ci = b.intervals;
+    push(b.name, 'baseline', 1, 'all', b.metrics, undefined, ci?.metrics);
+    for (const s of Object.keys(b.subsets)) push(b.name, 'baseline', 1, s, b.subsets[s], undefined, ci?.subsets[s]);
+    for (const [probe, label] of Object.entries(PROBE_ROWS)) if (b.probes[probe]) push(b.name, 'baseline', 1, label, b.probes[probe], undefined, ci?.probes[probe]);
   }
   return rows;
 }
@@ -169,8 +324,15 @@ export function resultsFrame(results: AblationResults): dfd.DataFrame {
 
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '–');
 
+function textTable(header: string[], body: string[][], leftColumns: number): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
 /**
- * A compact text table: one line per variant and subset, recall in percent as mean ± std.
+ * A compact text table: one line per variant (then baseline) and subset, recall in percent as
+ * `mean [lo, hi]` (95 % interval) when intervals were computed, else mean ± std over seeds.
  * `metrics` picks the columns (default: R@10, R@50, R@100 where present).
  */
 export function formatResultsTable(results: AblationResults, opts: { metrics?: string[]; subsets?: string[] } = {}): string {
@@ -179,28 +341,49 @@ export function formatResultsTable(results: AblationResults, opts: { metrics?: s
   const cols = metrics.length ? metrics : all.slice(0, 3);
   const rows = resultRows(results).filter((r) => !opts.subsets || opts.subsets.includes(r.subset));
   const multi = results.variants.some((v) => v.seeds.length > 1);
-  const cell = (r: TableRow, m: string) => (multi ? `${pct(r[m] as number)} ± ${pct(r[`${m} std`] as number)}` : pct(r[m] as number));
+  const cell = (r: TableRow, m: string) => {
+    const [lo, hi] = [r[`${m} lo`] as number, r[`${m} hi`] as number];
+    if (Number.isFinite(lo) && Number.isFinite(hi)) return `${pct(r[m] as number)} [${pct(lo)}, ${pct(hi)}]`;
+    return multi && r.kind === 'variant' ? `${pct(r[m] as number)} ± ${pct(r[`${m} std`] as number)}` : pct(r[m] as number);
+  };
   const header = ['variant', 'subset', ...cols.map((c) => `${c} %`)];
-  const body = rows.map((r) => [r.variant, r.subset, ...cols.map((m) => cell(r, m))]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  return textTable(header, rows.map((r) => [r.variant, r.subset, ...cols.map((m) => cell(r, m))]), 2);
 }
 
-/** Writes results.json, results.csv and curves.json into `dir`. */
-export async function writeResults(dir: string, results: AblationResults, runs: VariantResult[]): Promise<{ json: string; csv: string; curves: string }> {
+const signed = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}` : '–');
+const pValue = (p: number) => (!Number.isFinite(p) ? '–' : p < 0.001 ? '<0.001' : p.toFixed(3));
+
+/** The claims as a text table: claim, metric, the paired difference(s) with interval and p, verdict. */
+export function formatClaimsTable(claims: readonly Claim[]): string {
+  const body = claims.map((c) => {
+    const diffs = c.comparisons.map((d) => `${d.a} − ${d.b}: ${signed(d.diff)} [${signed(d.lo)}, ${signed(d.hi)}] p ${pValue(d.p)}`);
+    return [`(${c.id}) ${c.statement}`, c.metric, diffs.join('; ') || c.note, c.verdict];
+  });
+  return textTable(['claim', 'metric', 'paired difference, points [95 % interval]', 'verdict'], body, 4);
+}
+
+/** Comparisons as a text table (points, signed). */
+export function formatComparisons(comparisons: readonly Comparison[]): string {
+  const body = comparisons.map((c) => [`${c.a} − ${c.b}`, c.input, c.subset, c.metric, String(c.nQueries), signed(c.diff), `[${signed(c.lo)}, ${signed(c.hi)}]`, pValue(c.p)]);
+  return textTable(['difference', 'input', 'subset', 'metric', 'n', 'points', '95 % interval', 'p'], body, 4);
+}
+
+/** Writes results.json, results.csv, comparisons.csv and curves.json into `dir`. */
+export async function writeResults(dir: string, results: AblationResults, runs: VariantResult[]): Promise<{ json: string; csv: string; comparisons?: string; curves: string }> {
   mkdirSync(dir, { recursive: true });
   const json = runFile(dir, 'results');
   const csv = runFile(dir, 'csv');
   const curves = runFile(dir, 'curves');
+  const comparisons = results.comparisons?.length ? runFile(dir, 'comparisons') : undefined;
   // NaN is not JSON: a missing value (e.g. a subset with no queries) is left out.
   writeFileSync(json, JSON.stringify(results, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? undefined : v), 2));
   dfd.toCSV(resultsFrame(results), { filePath: csv });
+  if (comparisons) dfd.toCSV(new dfd.DataFrame(results.comparisons!.map((c) => ({ ...c }))), { filePath: comparisons });
   writeFileSync(
     curves,
     JSON.stringify({
       curves: runs.map((r) => ({ preset: r.name, seed: r.seed, points: r.curve.map((p) => ({ step: p.step, loss: p.loss, tau: p.tau, lr: p.lr })) })),
     }),
   );
-  return { json, csv, curves };
+  return { json, csv, comparisons, curves };
 }

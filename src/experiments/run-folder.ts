@@ -3,7 +3,8 @@
  * (docs/architecture.md "Contracts").
  *
  *   <run>/results.json      the results table (results.ts: AblationResults)
- *   <run>/results.csv       the same, one row per variant × subset
+ *   <run>/results.csv       the same, one row per variant or baseline × subset
+ *   <run>/comparisons.csv   paired differences between variants and baselines (results.json `comparisons`)
  *   <run>/curves.json       training curves
  *   <run>/embeddings.json   test-note embeddings of one variant, for the report's projection
  *   <run>/neighbours.json   a few queries and their nearest test notes, for the report
@@ -21,6 +22,7 @@ import { checkpointSlot, type CheckpointChoice } from '../train/trainer';
 export const RUN_FILES = {
   results: 'results.json',
   csv: 'results.csv',
+  comparisons: 'comparisons.csv',
   curves: 'curves.json',
   embeddings: 'embeddings.json',
   neighbours: 'neighbours.json',

@@ -1,7 +1,8 @@
 /**
  * The ablation runner: prepare a dataset once (build it, train the tokenizer, pretrain the
- * two towers — all cached on disk), then train and evaluate every (variant, seed), in
- * parallel worker processes when cores allow, and aggregate mean ± std over seeds.
+ * two towers — all cached on disk — and score the baselines), then train and evaluate every
+ * (variant, seed), in parallel worker processes when cores allow, aggregate mean ± std over
+ * seeds, and add the statistics (analysis.ts: intervals, comparisons, claims).
  */
 import { fork } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -17,11 +18,15 @@ import { ImageStore } from '../data/images';
 import { renderPrompt, type PromptKind } from '../model/prompt';
 import { resolveModelConfig, type ModelConfig } from '../model/config';
 import type { TrainConfig } from '../train/config';
-import { noteCorpus, pretrainLM, pretrainVision, pretrainingNoteIds } from '../train/pretrain';
+import { DEFAULT_LM_PRETRAIN, DEFAULT_VISION_PRETRAIN, noteCorpus, pretrainLM, pretrainVision, pretrainingNoteIds } from '../train/pretrain';
+import type { RecallProtocol } from '../eval/recall';
+import type { BootstrapOptions } from '../eval/stats';
 import { ensureDataset } from './datasets';
-import { presetConfig } from './presets';
+import { presetConfig, regimeCell, type PretrainScale } from './presets';
 import { runVariant, type VariantSpec } from './variant';
 import { aggregate, type AblationResults, type VariantResult } from './results';
+import { scoreBaselines, type BaselineRun } from './baselines';
+import { analyseRun } from './analysis';
 import { variantCheckpointRoot, variantEmbeddingsDir } from './run-folder';
 
 export interface VariantRequest {
@@ -30,6 +35,11 @@ export interface VariantRequest {
   preset: string;
   model?: ModelConfig;
   train?: TrainConfig;
+  /** Towers pretrained with scaled budgets (regime sweep); defaults to the run's towers. */
+  pretrainScale?: PretrainScale;
+  /** Sweep cell and its coordinates (statistics compare within a cell). */
+  group?: string;
+  axes?: Record<string, number>;
 }
 
 export interface AblationOptions {
@@ -55,20 +65,40 @@ export interface AblationOptions {
   progress?: VariantSpec['progress'];
   /** Skip bad rows of a user dataset (printing how many of each kind) instead of failing. Defaults to false. */
   skipBad?: boolean;
+  /** Recall protocol of every evaluation. Defaults to 'reference'. */
+  protocol?: RecallProtocol;
+  /** Bootstrap and permutation settings of the statistics. */
+  statistics?: BootstrapOptions;
 }
 
 export interface Prepared {
   datasetDir: string;
   datasetName: string;
   tokenizerPath: string;
+  /** The towers at the run's own pretraining budgets. */
   pretrained: { lm?: string; vit?: string };
+  /** Per pretraining scale asked for (regimeCell name): the towers at that scale. */
+  scaled: Record<string, { lm?: string; vit?: string }>;
   pretrainInfo: Record<string, unknown>;
+  baselines: BaselineRun[];
+}
+
+/** The run's budget times `scale` (0: no pretraining, the tower keeps its random initialisation). */
+function scaledBudget(base: TrainConfig | undefined, defaults: Readonly<TrainConfig>, scale: number): TrainConfig | null {
+  if (scale === 0) return null;
+  const steps = base?.maxSteps ?? defaults.maxSteps ?? 0;
+  return scale === 1 ? { ...base } : { ...base, maxSteps: Math.max(1, Math.round(steps * scale)) };
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
 
-/** Dataset, tokenizer and pretrained towers for a run; each is cached and reused. */
-export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 'vocabSize' | 'pretrain' | 'log' | 'progress' | 'skipBad'>): Promise<Prepared> {
+/**
+ * Dataset, tokenizer, pretrained towers (at the run's budgets and at each scale in `scales`)
+ * and the baselines' scores for a run; the first three are cached and reused.
+ */
+export async function prepare(
+  opts: Pick<AblationOptions, 'dataset' | 'model' | 'vocabSize' | 'pretrain' | 'log' | 'progress' | 'skipBad' | 'protocol'> & { scales?: PretrainScale[] },
+): Promise<Prepared> {
   const log = opts.log ?? (() => {});
   await initBackend();
   const { dir, name } = await ensureDataset(opts.dataset, { log });
@@ -94,33 +124,49 @@ export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 
     saveTokenizer(trainTokenizer(corpus, { vocabSize: vocab }), tokenizerPath);
   }
   const tokenizer = loadTokenizer(tokenizerPath);
-  const pretrained: Prepared['pretrained'] = {};
   const info: Record<string, unknown> = {};
-  if (opts.pretrain !== false) {
-    const lm = await pretrainLM({
-      corpus: noteCorpus(dataset),
-      tokenizer,
-      lm: { ...base.lm, vocabSize: tokenizer.vocabSize },
-      train: opts.pretrain?.lm,
-      progress: { label: 'pretrain-lm', mode: opts.progress ?? 'auto' },
-    });
-    log(`LM pretrained${lm.cached ? ' (cached)' : ''}: ${lm.steps} steps, perplexity train ${lm.trainPerplexity.toFixed(1)} / held-out ${lm.valPerplexity.toFixed(1)} (uniform ${Math.exp(lm.uniformLoss).toFixed(0)})`);
-    if (lm.dir) pretrained.lm = resolve(lm.dir);
-    info.lm = { steps: lm.steps, trainPerplexity: lm.trainPerplexity, valPerplexity: lm.valPerplexity, seconds: lm.trainSeconds, cached: lm.cached };
-    const images = ImageStore.shared(dataset, { size: base.vision.imageSize });
-    await images.load(ids);
-    const vit = await pretrainVision({
-      images: ids,
-      imageStore: images,
-      vit: base.vision,
-      train: opts.pretrain?.vision,
-      progress: { label: 'pretrain-vision', mode: opts.progress ?? 'auto' },
-    });
-    log(`vision encoder pretrained${vit.cached ? ' (cached)' : ''}: ${vit.steps} steps, held-out view agreement ${(100 * vit.viewAgreement.before).toFixed(1)}% → ${(100 * vit.viewAgreement.after).toFixed(1)}% (chance ${(100 * vit.viewAgreement.chance).toFixed(1)}%)`);
-    if (vit.dir) pretrained.vit = resolve(vit.dir);
-    info.vision = { steps: vit.steps, viewAgreement: vit.viewAgreement, seconds: vit.trainSeconds, cached: vit.cached };
-  }
-  return { datasetDir: dir, datasetName: name, tokenizerPath, pretrained, pretrainInfo: info };
+  const scaled: Prepared['scaled'] = {};
+  let images: ImageStore | undefined;
+  const towers = async (scale: PretrainScale): Promise<{ lm?: string; vit?: string }> => {
+    const out: { lm?: string; vit?: string } = {};
+    if (opts.pretrain === false) return out;
+    const tag = scale.lm === 1 && scale.vision === 1 ? '' : ` ×${scale.lm}`;
+    const lmTrain = scaledBudget(opts.pretrain?.lm, DEFAULT_LM_PRETRAIN, scale.lm);
+    if (lmTrain) {
+      const lm = await pretrainLM({
+        corpus: noteCorpus(dataset),
+        tokenizer,
+        lm: { ...base.lm, vocabSize: tokenizer.vocabSize },
+        train: lmTrain,
+        progress: { label: `pretrain-lm${tag}`, mode: opts.progress ?? 'auto' },
+      });
+      log(`LM pretrained${tag}${lm.cached ? ' (cached)' : ''}: ${lm.steps} steps, perplexity train ${lm.trainPerplexity.toFixed(1)} / held-out ${lm.valPerplexity.toFixed(1)} (uniform ${Math.exp(lm.uniformLoss).toFixed(0)})`);
+      if (lm.dir) out.lm = resolve(lm.dir);
+      info[`lm${tag}`] = { steps: lm.steps, trainPerplexity: lm.trainPerplexity, valPerplexity: lm.valPerplexity, seconds: lm.trainSeconds, cached: lm.cached };
+    }
+    const visionTag = scale.lm === 1 && scale.vision === 1 ? '' : ` ×${scale.vision}`;
+    const visionTrain = scaledBudget(opts.pretrain?.vision, DEFAULT_VISION_PRETRAIN, scale.vision);
+    if (visionTrain) {
+      images ??= ImageStore.shared(dataset, { size: base.vision.imageSize });
+      await images.load(ids);
+      const vit = await pretrainVision({
+        images: ids,
+        imageStore: images,
+        vit: base.vision,
+        train: visionTrain,
+        progress: { label: `pretrain-vision${visionTag}`, mode: opts.progress ?? 'auto' },
+      });
+      log(`vision encoder pretrained${visionTag}${vit.cached ? ' (cached)' : ''}: ${vit.steps} steps, held-out view agreement ${(100 * vit.viewAgreement.before).toFixed(1)}% → ${(100 * vit.viewAgreement.after).toFixed(1)}% (chance ${(100 * vit.viewAgreement.chance).toFixed(1)}%)`);
+      if (vit.dir) out.vit = resolve(vit.dir);
+      info[`vision${visionTag}`] = { steps: vit.steps, viewAgreement: vit.viewAgreement, seconds: vit.trainSeconds, cached: vit.cached };
+    }
+    return out;
+  };
+  const pretrained = opts.scales?.length ? {} : await towers({ lm: 1, vision: 1 });
+  for (const scale of opts.scales ?? []) scaled[regimeCell(scale)] ??= await towers(scale);
+  const baselines = await scoreBaselines(dataset, { protocol: opts.protocol });
+  log(`baselines scored (${baselines.map((b) => b.name).join(', ')}) in ${baselines[0]?.seconds.toFixed(1) ?? 0} s`);
+  return { datasetDir: dir, datasetName: name, tokenizerPath, pretrained, scaled, pretrainInfo: info, baselines };
 }
 
 /**
@@ -165,8 +211,10 @@ function runInWorker(spec: VariantSpec, threads: number): Promise<VariantResult>
 export async function runAblation(opts: AblationOptions): Promise<{ results: AblationResults; runs: VariantResult[] }> {
   const t0 = performance.now();
   const log = opts.log ?? (() => {});
-  const prepared = await prepare(opts);
   const requests: VariantRequest[] = opts.variants.map((v) => (typeof v === 'string' ? { preset: v } : v));
+  const scales = requests.flatMap((r) => (r.pretrainScale ? [r.pretrainScale] : []));
+  if (scales.length > 0 && scales.length < requests.length) throw new Error('runAblation: either every variant or none names a pretraining scale');
+  const prepared = await prepare({ ...opts, scales });
   for (const r of requests) presetConfig(r.preset); // fail fast on a bad name
   const names = requests.map((r) => r.name ?? r.preset);
   if (new Set(names).size !== names.length) throw new Error(`variant names must be unique, got ${names.join(', ')}`);
@@ -185,11 +233,14 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
         train: { ...opts.train, ...r.train, seed },
         datasetDir: prepared.datasetDir,
         tokenizerPath: prepared.tokenizerPath,
-        pretrained: prepared.pretrained,
+        pretrained: r.pretrainScale ? prepared.scaled[regimeCell(r.pretrainScale)] : prepared.pretrained,
         checkpointDir: variantCheckpointRoot(out, name, seed),
         embeddingsDir: variantEmbeddingsDir(out, name, seed),
         progress: opts.progress,
         skipBad: opts.skipBad,
+        protocol: opts.protocol,
+        ...(r.group !== undefined && { group: r.group }),
+        ...(r.axes && { axes: r.axes }),
       });
     });
   }
@@ -221,7 +272,11 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
     seedList: seeds,
     pretrain: prepared.pretrainInfo,
     variants,
-    wallSeconds: (performance.now() - t0) / 1000,
+    wallSeconds: 0,
+    protocol: opts.protocol ?? 'reference',
   };
+  analyseRun(results, runs, prepared.baselines, opts.statistics);
+  log(`statistics: ${results.statistics!.replicates} bootstrap replicates, ${results.statistics!.permutations} permutations in ${results.statistics!.seconds.toFixed(1)} s`);
+  results.wallSeconds = (performance.now() - t0) / 1000;
   return { results, runs };
 }

@@ -17,6 +17,7 @@ import { loadCheckpoint } from '../model/checkpoint';
 import { resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
 import { train } from '../train/trainer';
 import { RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } from '../train/representation';
+import type { RecallProtocol } from '../eval/recall';
 import { presetConfig } from './presets';
 import { evaluateVariant, evaluationFields } from './evaluate';
 import type { VariantResult } from './results';
@@ -40,6 +41,11 @@ export interface VariantSpec {
   progress?: 'auto' | 'bar' | 'lines' | 'silent';
   /** Skip bad dataset rows (the runner's preparation has reported them). */
   skipBad?: boolean;
+  /** Recall protocol of the evaluation. Defaults to 'reference'. */
+  protocol?: RecallProtocol;
+  /** Sweep cell and coordinates, passed through to the result. */
+  group?: string;
+  axes?: Record<string, number>;
 }
 
 /** What a variant's model is built from: runVariant trains it, restoreVariant and loadTrainedVariant read it back. */
@@ -147,7 +153,7 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     });
 
     // Evaluation (docs/method.md "Evaluation protocol") on the test notes, with the probes.
-    const e = await evaluateVariant({ model, encoder, vision, dataset });
+    const e = await evaluateVariant({ model, encoder, vision, dataset }, { protocol: spec.protocol });
     if (spec.embeddingsDir) await e.catalogue.save(spec.embeddingsDir, { preset: spec.preset, seed: String(spec.seed) });
     return {
       name: spec.name,
@@ -161,6 +167,8 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
       valLoss: result.valLoss,
       curve: result.history.map((h) => ({ step: h.step, loss: h.loss, tau: h.tau, lr: h.lr })),
       backend: backend.name,
+      ...(spec.group !== undefined && { group: spec.group }),
+      ...(spec.axes && { axes: spec.axes }),
     };
   } finally {
     store.dispose();

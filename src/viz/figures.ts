@@ -6,10 +6,13 @@ import { pca } from './pca';
 import {
   ALL_SUBSET,
   allRecallKeys,
+  isBaseline,
+  metricInterval,
   metricStd,
   metricValue,
   presetColour,
   recallKeys,
+  resultRowsWithBaselines,
   seedCount,
   subsetNames,
 } from './results';
@@ -28,11 +31,13 @@ function baseLayout(title: string, extra: Layout = {}): Layout {
   };
 }
 
+/** The rows a figure draws: the named ones in order, else every variant and then the baselines. */
 function pickVariants(results: Results, presets?: string[]): ResultsVariant[] {
-  if (!presets) return results.variants;
-  const names = results.variants.map((v) => v.name);
+  const all = resultRowsWithBaselines(results);
+  if (!presets) return all;
+  const names = all.map((v) => v.name);
   return presets.map((p) => {
-    const v = results.variants.find((x) => x.name === p);
+    const v = all.find((x) => x.name === p);
     if (!v) throw new Error(`figures: preset "${p}" is not in the results; variants are: ${names.join(', ')}`);
     return v;
   });
@@ -41,6 +46,31 @@ function pickVariants(results: Results, presets?: string[]): ResultsVariant[] {
 function variantLabel(v: ResultsVariant): string {
   const n = seedCount(v);
   return n > 1 ? `${v.name} (${n} seeds)` : v.name;
+}
+
+/**
+ * Error bars of one trace: the 95 % intervals when every point has one (asymmetric), else
+ * one standard deviation over seeds where known, else none.
+ */
+function errorBars(v: ResultsVariant, points: Array<{ subset: string; key: string; y: number }>): Trace['error_y'] | undefined {
+  const cis = points.map((p) => metricInterval(v, p.subset, p.key));
+  if (cis.some((c) => c !== undefined)) {
+    return {
+      type: 'data',
+      symmetric: false,
+      array: points.map((p, i) => (cis[i] ? cis[i]![1] - p.y : NaN)),
+      arrayminus: points.map((p, i) => (cis[i] ? p.y - cis[i]![0] : NaN)),
+      visible: true,
+    };
+  }
+  const stds = points.map((p) => metricStd(v, p.subset, p.key));
+  return stds.some((s) => s !== undefined) ? { type: 'data', array: stds.map((s) => s ?? NaN), visible: true } : undefined;
+}
+
+/** Hover text of a point: the value and, when known, its interval. */
+function hoverInterval(v: ResultsVariant, subset: string, key: string): string {
+  const ci = metricInterval(v, subset, key);
+  return ci ? ` [${ci[0].toFixed(3)}, ${ci[1].toFixed(3)}]` : '';
 }
 
 export interface RecallCurveOptions {
@@ -55,7 +85,6 @@ function recallTraces(results: Results, subset: string, presets?: string[]): Tra
     const source = subset === ALL_SUBSET ? v.metrics : v.subsets?.[subset];
     const keys = source ? recallKeys(source) : [];
     const ys = keys.map((r) => metricValue(v, subset, r.key) ?? NaN);
-    const stds = keys.map((r) => metricStd(v, subset, r.key));
     const trace: Trace = {
       type: 'scatter',
       mode: 'lines+markers',
@@ -63,11 +92,14 @@ function recallTraces(results: Results, subset: string, presets?: string[]): Tra
       legendgroup: v.name,
       x: keys.map((r) => r.k),
       y: ys,
-      line: { color: presetColour(v.name, i) },
+      // Baselines dashed: what a bag of words or a colour histogram gets, beside the models.
+      line: { color: presetColour(v.name, i), ...(isBaseline(results, v) && { dash: 'dash' }) },
       marker: { color: presetColour(v.name, i) },
-      hovertemplate: `${v.name}<br>R@%{x} = %{y:.3f}<extra></extra>`,
+      text: keys.map((r) => hoverInterval(v, subset, r.key)),
+      hovertemplate: `${v.name}<br>R@%{x} = %{y:.3f}%{text}<extra></extra>`,
     };
-    if (stds.some((s) => s !== undefined)) trace.error_y = { type: 'data', array: stds.map((s) => s ?? NaN), visible: true };
+    const bars = errorBars(v, keys.map((r, j) => ({ subset, key: r.key, y: ys[j] })));
+    if (bars) trace.error_y = bars;
     return trace;
   });
 }
@@ -135,8 +167,9 @@ export function defaultBarMetric(results: Results): string {
 }
 
 /**
- * Ablation bars: groups = subsets, one bar per preset, error bars = standard deviation over
- * seeds (absent for single-seed results).
+ * Ablation bars: groups = subsets, one bar per preset (then per baseline, hatched), error
+ * bars = the 95 % intervals when the results carry them, else the standard deviation over
+ * seeds (absent for single-seed results without intervals).
  */
 export function ablationBarsFigure(results: Results, opts: AblationBarOptions = {}): Figure {
   const metric = opts.metric ?? defaultBarMetric(results);
@@ -149,22 +182,27 @@ export function ablationBarsFigure(results: Results, opts: AblationBarOptions = 
   }
   const labels = subsets.map((s) => (s === ALL_SUBSET ? 'all queries' : s));
   const data = variants.map((v, i): Trace => {
-    const stds = subsets.map((s) => metricStd(v, s, metric));
+    const ys = subsets.map((s) => metricValue(v, s, metric) ?? NaN);
     const t: Trace = {
       type: 'bar',
       name: variantLabel(v),
       x: labels,
-      y: subsets.map((s) => metricValue(v, s, metric) ?? NaN),
-      marker: { color: presetColour(v.name, i) },
-      hovertemplate: `${v.name}<br>%{x}: ${metric} = %{y:.3f}<extra></extra>`,
+      y: ys,
+      marker: { color: presetColour(v.name, i), ...(isBaseline(results, v) && { pattern: { shape: '/' } }) },
+      text: subsets.map((s) => hoverInterval(v, s, metric)),
+      textposition: 'none',
+      hovertemplate: `${v.name}<br>%{x}: ${metric} = %{y:.3f}%{text}<extra></extra>`,
     };
-    if (stds.some((s) => s !== undefined)) t.error_y = { type: 'data', array: stds.map((s) => s ?? NaN), visible: true };
+    const bars = errorBars(v, subsets.map((s, j) => ({ subset: s, key: metric, y: ys[j] })));
+    if (bars) t.error_y = bars;
     return t;
   });
   const seeds = Math.max(...variants.map(seedCount));
+  const withIntervals = variants.some((v) => subsets.some((s) => metricInterval(v, s, metric)));
+  const spread = withIntervals ? ` (mean, 95 % interval${seeds > 1 ? ` over queries and ${seeds} seeds` : ' over queries'})` : seeds > 1 ? ` (mean ± std over ${seeds} seeds)` : '';
   return {
     data,
-    layout: baseLayout(`${metric} by subset${seeds > 1 ? ` (mean ± std over ${seeds} seeds)` : ''} (${results.dataset})`, {
+    layout: baseLayout(`${metric} by subset${spread} (${results.dataset})`, {
       barmode: 'group',
       xaxis: { title: { text: 'subset' } },
       yaxis: { title: { text: metric }, range: [0, 1.02] },
@@ -339,4 +377,73 @@ export function trainingCurvesFigure(curves: TrainingCurve[]): Figure {
     layout.yaxis = { title: { text: 'loss' } };
   }
   return { data, layout };
+}
+
+/** What a regime heatmap shows per cell (experiments/regimes.ts). */
+export const REGIME_QUANTITIES = ['neglect-image', 'neglect-text', 'gain-notellm2', 'gain-micl', 'gain-late+early'] as const;
+export type RegimeQuantity = (typeof REGIME_QUANTITIES)[number];
+
+const REGIME_TITLES: Record<RegimeQuantity, string> = {
+  'neglect-image': 'basic: image alone / full input',
+  'neglect-text': 'basic: text alone / full input',
+  'gain-notellm2': 'notellm2 − basic (paired gain)',
+  'gain-micl': 'micl − basic (paired gain)',
+  'gain-late+early': 'late+early − basic (paired gain)',
+};
+
+/**
+ * One quantity of the regime map as a heatmap: columns = LM pretraining budget (× the
+ * default), rows = vision pretraining budget; each cell's value is written in it, and the
+ * hover text gives the 95 % interval (and p and verdict for the paired gains).
+ */
+export function regimeHeatmapFigure(results: Results, quantity: RegimeQuantity): Figure {
+  const cells = results.regimes ?? [];
+  if (cells.length === 0) throw new Error('regimeHeatmapFigure: the results hold no regime map (run `notellm2 ablate --sweep regime`)');
+  if (!REGIME_QUANTITIES.includes(quantity)) throw new Error(`regimeHeatmapFigure: quantity "${quantity}" is not one of ${REGIME_QUANTITIES.join(', ')}`);
+  const lms = [...new Set(cells.map((c) => c.axes.lm))].sort((a, b) => a - b);
+  const visions = [...new Set(cells.map((c) => c.axes.vision))].sort((a, b) => a - b);
+  const isGain = quantity.startsWith('gain-');
+  const valueOf = (c: (typeof cells)[number]) => {
+    if (quantity === 'neglect-image') return { ...c.neglectIndex.imageAlone, extra: '' };
+    if (quantity === 'neglect-text') return { ...c.neglectIndex.textAlone, extra: '' };
+    const g = c.gains[quantity.slice('gain-'.length)];
+    return g ? { estimate: g.estimate, lo: g.lo, hi: g.hi, extra: `<br>p ${g.p < 0.001 ? '<0.001' : g.p.toFixed(3)}, ${g.verdict}` } : undefined;
+  };
+  const z: number[][] = [];
+  const hover: string[][] = [];
+  const annotations: unknown[] = [];
+  visions.forEach((vision, r) => {
+    z.push([]);
+    hover.push([]);
+    lms.forEach((lm, col) => {
+      const c = cells.find((x) => x.axes.lm === lm && x.axes.vision === vision);
+      const v = c && valueOf(c);
+      z[r].push(v ? v.estimate : NaN);
+      hover[r].push(v ? `${c!.cell}: ${v.estimate.toFixed(3)} [${v.lo.toFixed(3)}, ${v.hi.toFixed(3)}]${v.extra}` : 'not run');
+      if (v) annotations.push({ x: col, y: r, xref: 'x', yref: 'y', showarrow: false, text: `${v.estimate.toFixed(2)}<br>[${v.lo.toFixed(2)}, ${v.hi.toFixed(2)}]`, font: { size: 11 } });
+    });
+  });
+  const finite = z.flat().filter(Number.isFinite);
+  const span = Math.max(1e-9, ...finite.map(Math.abs));
+  const trace: Trace = {
+    type: 'heatmap',
+    x: lms.map((_, i) => i),
+    y: visions.map((_, i) => i),
+    z,
+    hovertext: hover,
+    hoverinfo: 'text',
+    colorscale: isGain ? 'RdBu' : 'Viridis',
+    reversescale: isGain,
+    ...(isGain ? { zmin: -span, zmax: span } : { zmin: 0 }),
+    colorbar: { title: { text: isGain ? `Δ ${cells[0].metric}` : 'ratio' } },
+  };
+  return {
+    data: [trace],
+    layout: baseLayout(`${REGIME_TITLES[quantity]}, ${cells[0].metric} (${results.dataset})`, {
+      xaxis: { title: { text: 'LM pretraining budget (× default)' }, tickvals: lms.map((_, i) => i), ticktext: lms.map((x) => `×${x}`) },
+      yaxis: { title: { text: 'vision pretraining budget (× default)' }, tickvals: visions.map((_, i) => i), ticktext: visions.map((x) => `×${x}`) },
+      annotations,
+      height: 360,
+    }),
+  };
 }

@@ -7,12 +7,14 @@ export type {
 } from './types';
 export {
   recallCurveFigure, recallCurveFigures, recallCurveSelectorFigure, ablationBarsFigure, defaultBarMetric,
-  saliencyFigure, projectionFigure, trainingCurvesFigure,
+  saliencyFigure, projectionFigure, trainingCurvesFigure, regimeHeatmapFigure, REGIME_QUANTITIES,
 } from './figures';
-export type { RecallCurveOptions, AblationBarOptions, ProjectionOptions } from './figures';
+export type { RecallCurveOptions, AblationBarOptions, ProjectionOptions, RegimeQuantity } from './figures';
 export { pca } from './pca';
 export type { PcaResult, PcaOptions } from './pca';
-export { ALL_SUBSET, recallKeys, allRecallKeys, subsetNames, metricValue, metricStd, sampleStd, presetColour } from './results';
+export {
+  ALL_SUBSET, recallKeys, allRecallKeys, subsetNames, metricValue, metricStd, metricInterval, sampleStd, presetColour, isBaseline, resultRowsWithBaselines,
+} from './results';
 export { encodePng, pngDataUri, svgDataUri, imageDataUri } from './images';
 export type { PixelImage } from './images';
 export { neighboursHtml, neighbourGalleryHtml } from './neighbours';
@@ -22,7 +24,9 @@ export { show, showTable, showHtml, loadPlotly, inTslab, setHtmlSink } from './d
 export type { HtmlSink } from './display';
 export { loadRun } from './files';
 export type { RunData } from './files';
-export { writeReport, buildReport, reportFigures, renderPngs, recallTableRows, subsetTableRows, probeTableRows } from './report';
+export {
+  writeReport, buildReport, reportFigures, renderPngs, recallTableRows, subsetTableRows, probeTableRows, claimTableRows, comparisonTableRows,
+} from './report';
 export type { ReportFigure, ReportOptions, WriteReportOptions, WrittenReport } from './report';
 export { withChromium, findChromium, CHROMIUM_ARGS } from './browser';
 export * from './report-data';

@@ -16,13 +16,16 @@ import {
   defaultBarMetric,
   projectionFigure,
   recallCurveFigures,
+  regimeHeatmapFigure,
+  REGIME_QUANTITIES,
   saliencyFigure,
   trainingCurvesFigure,
 } from './figures';
 import { escapeHtml, figureHtml, pageHtml, tableHtml } from './html';
 import { neighbourGalleryHtml } from './neighbours';
-import { ALL_SUBSET, allRecallKeys, metricStd, metricValue, seedCount, subsetNames } from './results';
-import type { Figure, Results } from './types';
+import { ALL_SUBSET, allRecallKeys, isBaseline, metricInterval, metricStd, metricValue, resultRowsWithBaselines, seedCount, subsetNames } from './results';
+import { describeRegimes } from '../experiments/regimes';
+import type { Figure, Results, ResultsVariant } from './types';
 
 /** A figure of the report; `id` names its div (`fig-<id>`) and its PNG (`<id>.png`). */
 export interface ReportFigure {
@@ -44,18 +47,26 @@ function slug(s: string): string {
   return s.toLowerCase().replace(/@/g, '').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'x';
 }
 
-function meanStd(mean: number | undefined, std: number | undefined): string | number {
+/** A table cell: `mean [lo, hi]` with a 95 % interval, else `mean ± std` over seeds, else the mean. */
+function cellOf(v: ResultsVariant, subset: string, key: string): string | number {
+  const mean = metricValue(v, subset, key);
   if (mean === undefined) return '';
+  const ci = metricInterval(v, subset, key);
+  if (ci) return `${mean.toFixed(3)} [${ci[0].toFixed(3)}, ${ci[1].toFixed(3)}]`;
+  const std = metricStd(v, subset, key);
   return std === undefined ? mean : `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
 }
 
-/** Rows of the overall recall table: variant × R@K (mean ± std over seeds when several). */
+/**
+ * Rows of the overall recall table: variant × R@K (mean [95 % interval], or mean ± std over
+ * seeds when the results carry no intervals), then the baselines.
+ */
 export function recallTableRows(results: Results, subset = ALL_SUBSET): Record<string, unknown>[] {
   const keys = allRecallKeys(results);
-  return results.variants.map((v) => {
-    const row: Record<string, unknown> = { variant: v.name };
-    if (results.variants.some((x) => seedCount(x) > 1)) row.seeds = seedCount(v);
-    for (const { key } of keys) row[key] = meanStd(metricValue(v, subset, key), metricStd(v, subset, key));
+  return resultRowsWithBaselines(results).map((v) => {
+    const row: Record<string, unknown> = { variant: isBaseline(results, v) ? `${v.name} (baseline)` : v.name };
+    if (results.variants.some((x) => seedCount(x) > 1)) row.seeds = isBaseline(results, v) ? '' : seedCount(v);
+    for (const { key } of keys) row[key] = cellOf(v, subset, key);
     if (subset === ALL_SUBSET && results.variants.some((x) => x.trainSeconds !== undefined)) {
       row['train s'] = v.trainSeconds === undefined ? '' : Number(v.trainSeconds.toFixed(1));
     }
@@ -63,14 +74,38 @@ export function recallTableRows(results: Results, subset = ALL_SUBSET): Record<s
   });
 }
 
-/** Rows of the per-subset table of one metric: variant × subset. */
+/** Rows of the per-subset table of one metric: variant (then baseline) × subset. */
 export function subsetTableRows(results: Results, metric: string): Record<string, unknown>[] {
   const subsets = subsetNames(results);
-  return results.variants.map((v) => {
-    const row: Record<string, unknown> = { variant: v.name };
-    for (const s of subsets) row[s] = meanStd(metricValue(v, s, metric), metricStd(v, s, metric));
+  return resultRowsWithBaselines(results).map((v) => {
+    const row: Record<string, unknown> = { variant: isBaseline(results, v) ? `${v.name} (baseline)` : v.name };
+    for (const s of subsets) row[s] = cellOf(v, s, metric);
     return row;
   });
+}
+
+const signedPoints = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}` : '–');
+const pText = (p: number) => (!Number.isFinite(p) ? '–' : p < 0.001 ? '<0.001' : p.toFixed(3));
+
+/**
+ * Rows of the claims table (docs/method.md "Reported outcomes"): claim, metric, the measured
+ * figures with intervals, each paired difference in points with its interval and p, verdict.
+ */
+export function claimTableRows(results: Results): Record<string, unknown>[] {
+  return (results.claims ?? []).map((c) => ({
+    claim: `(${c.id}) ${c.statement}`,
+    metric: c.metric,
+    measured: c.measured.map((m) => `${m.label} ${m.estimate.toFixed(3)} [${m.lo.toFixed(3)}, ${m.hi.toFixed(3)}]`).join('; '),
+    'paired difference (points)': c.comparisons.map((d) => `${d.a} − ${d.b}: ${signedPoints(d.diff)} [${signedPoints(d.lo)}, ${signedPoints(d.hi)}], p ${pText(d.p)}`).join('; ') || c.note,
+    verdict: c.verdict,
+  }));
+}
+
+/** Rows of the comparisons at one metric (all subsets unless `subset` is given). */
+export function comparisonTableRows(results: Results, metric: string, opts: { subset?: string; pairs?: (c: { a: string; b: string; subset: string }) => boolean } = {}): Record<string, unknown>[] {
+  return (results.comparisons ?? [])
+    .filter((c) => c.metric === metric && (!opts.subset || c.subset === opts.subset) && (!opts.pairs || opts.pairs(c)))
+    .map((c) => ({ difference: `${c.a} − ${c.b}`, subset: c.subset, n: c.nQueries, points: signedPoints(c.diff), '95 % interval': `[${signedPoints(c.lo)}, ${signedPoints(c.hi)}]`, p: pText(c.p) }));
 }
 
 /** Rows of the probe table: variant × probe/metric (numbers only; nested objects as JSON). */
@@ -101,6 +136,12 @@ export function reportFigures(run: RunData, opts: ReportOptions = {}): ReportFig
   if (run.curves && run.curves.length > 0) figs.push({ id: 'training', title: 'Training curves', figure: trainingCurvesFigure(run.curves) });
   if (run.saliency && run.saliency.length > 0) figs.push({ id: 'saliency', title: 'Modality saliency per layer', figure: saliencyFigure(run.saliency) });
   if (run.embeddings) figs.push({ id: 'projection', title: 'Note embeddings (PCA)', figure: projectionFigure(run.embeddings) });
+  if (run.results.regimes?.length) {
+    for (const q of REGIME_QUANTITIES) {
+      const fig = regimeHeatmapFigure(run.results, q);
+      if (fig.data[0].z!.flat().some(Number.isFinite)) figs.push({ id: `regime-${slug(q)}`, title: `Regime map: ${q}`, figure: fig });
+    }
+  }
   return figs;
 }
 
@@ -122,11 +163,13 @@ export function buildReport(run: RunData, opts: ReportOptions = {}): { html: str
   const sections: { id: string; title: string; body: string }[] = [];
 
   const maxSeeds = Math.max(...r.variants.map(seedCount));
+  const withIntervals = r.variants.some((v) => v.intervals);
+  const spread = withIntervals ? ` (mean [95 % interval over queries${maxSeeds > 1 ? ' and seeds' : ''}])` : maxSeeds > 1 ? ' (mean ± sample std over seeds)' : '';
   sections.push({
     id: 'recall',
     title: 'Recall',
     body:
-      tableHtml(recallTableRows(r), { caption: `Recall@K over all queries${maxSeeds > 1 ? ' (mean ± sample std over seeds)' : ''}` }) +
+      tableHtml(recallTableRows(r), { caption: `Recall@K over all queries${spread}${r.baselines?.length ? '; baselines: TF-IDF of the text, colour histogram of the cover' : ''}` }) +
       figBlock(byId('recall-')),
   });
   const bars = byId('ablation-');
@@ -135,7 +178,38 @@ export function buildReport(run: RunData, opts: ReportOptions = {}): { html: str
     sections.push({
       id: 'ablation',
       title: `Ablation: ${metric} by subset`,
-      body: tableHtml(subsetTableRows(r, metric), { caption: `${metric} per subset` }) + figBlock(bars),
+      body: tableHtml(subsetTableRows(r, metric), { caption: `${metric} per subset${spread}` }) + figBlock(bars),
+    });
+  }
+  if (r.claims?.length) {
+    sections.push({
+      id: 'claims',
+      title: "The paper's claims",
+      body: tableHtml(claimTableRows(r), {
+        caption: 'Each claim as a paired difference on the same queries: supported when its 95 % interval lies above 0, contradicted below 0, inconclusive when it includes 0',
+      }),
+    });
+  }
+  if (r.comparisons?.length) {
+    const metric = opts.barMetric ?? defaultBarMetric(r);
+    const names = new Set(r.variants.map((v) => v.name));
+    sections.push({
+      id: 'comparisons',
+      title: 'Paired comparisons',
+      body:
+        tableHtml(comparisonTableRows(r, metric, { subset: ALL_SUBSET, pairs: (c) => names.has(c.a) && names.has(c.b) }), {
+          caption: `${metric}, all queries: a − b in points on the same queries, 95 % interval, sign-flip permutation p (every subset and metric: comparisons.csv)`,
+        }) +
+        tableHtml(comparisonTableRows(r, metric, { pairs: (c) => (c.b === 'tfidf-text' && c.subset === 'text') || (c.b === 'colour-histogram-image' && c.subset === 'visual') }), {
+          caption: `${metric}: each variant against the baseline of the subset it is made for`,
+        }),
+    });
+  }
+  if (r.regimes?.length) {
+    sections.push({
+      id: 'regimes',
+      title: 'Regime map',
+      body: `<ul>${describeRegimes(r.regimes).map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>` + figBlock(byId('regime-')),
     });
   }
   const probes = probeTableRows(r);

@@ -71,6 +71,25 @@ export function metricStd(v: ResultsVariant, subset: string, key: string): numbe
   return undefined;
 }
 
+/**
+ * The 95 % interval of `key` on `subset` (docs/method.md "Uncertainty and paired
+ * comparisons"), when the results carry intervals; undefined otherwise.
+ */
+export function metricInterval(v: ResultsVariant, subset: string, key: string): [number, number] | undefined {
+  const ci = subset === ALL_SUBSET ? v.intervals?.metrics?.[key] : v.intervals?.subsets?.[subset]?.[key];
+  return ci && Number.isFinite(ci[0]) && Number.isFinite(ci[1]) ? ci : undefined;
+}
+
+/** Whether a row of the results is one of the baselines rather than a trained variant. */
+export function isBaseline(results: Results, v: ResultsVariant): boolean {
+  return (results.baselines ?? []).some((b) => b.name === v.name);
+}
+
+/** The variants, then the baselines as rows of the same shape (figures and tables draw both). */
+export function resultRowsWithBaselines(results: Results): ResultsVariant[] {
+  return [...results.variants, ...(results.baselines ?? []).map((b): ResultsVariant => ({ name: b.name, metrics: b.metrics, subsets: b.subsets, probes: b.probes, intervals: b.intervals }))];
+}
+
 /** Number of seeds behind a variant's numbers. */
 export function seedCount(v: ResultsVariant): number {
   return v.seeds?.length ?? 1;
@@ -87,6 +106,8 @@ const PRESET_COLOURS: Record<string, string> = {
   'late+early': '#9467bd',
   micl: '#2ca02c',
   notellm2: '#d62728',
+  'tfidf-text': '#3b3b3b',
+  'colour-histogram-image': '#a6761d',
 };
 const EXTRA_COLOURS = ['#8c564b', '#e377c2', '#bcbd22', '#17becf', '#393b79', '#637939', '#8c6d31', '#843c39', '#7b4173'];
 

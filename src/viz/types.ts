@@ -7,15 +7,23 @@
  * index signatures let a caller add them without casts.
  */
 
-/** One plotly trace (scatter lines/markers or bars are all this project draws). */
+import type { BaselineResult, Claim, Comparison, RecallIntervals, RegimeCell } from '../experiments/results';
+
+/** One plotly trace (scatter lines/markers, bars, and the regime map's heatmaps). */
 export interface Trace {
-  type: 'scatter' | 'bar';
+  type: 'scatter' | 'bar' | 'heatmap';
   name?: string;
   x: (number | string)[];
   y: number[];
+  /** Heatmap values, z[row][column] (row ↔ y, column ↔ x). */
+  z?: number[][];
   mode?: 'lines' | 'markers' | 'lines+markers' | 'text' | 'markers+text';
-  /** Error bars: `array[i]` is the half-length at point i (one standard deviation here; NaN = unknown, drawn without a bar). */
-  error_y?: { type: 'data'; array: number[]; visible: boolean };
+  /**
+   * Error bars: `array[i]` is the length above point i and, when `symmetric` is false,
+   * `arrayminus[i]` the length below (a 95 % interval); otherwise one standard deviation each
+   * way. NaN = unknown, drawn without a bar.
+   */
+  error_y?: { type: 'data'; array: number[]; arrayminus?: number[]; symmetric?: boolean; visible: boolean };
   /** Which subplot axes the trace belongs to ('x', 'x2', …). */
   xaxis?: string;
   yaxis?: string;
@@ -70,6 +78,8 @@ export interface ResultsVariant {
   metricsStd?: MetricMap;
   subsetsStd?: Record<string, MetricMap>;
   seeds?: SeedRun[];
+  /** 95 % intervals over queries and seeds (docs/method.md "Uncertainty and paired comparisons"). */
+  intervals?: RecallIntervals;
 }
 
 /** The results.json written by every run (docs/architecture.md "Contracts"). */
@@ -78,6 +88,11 @@ export interface Results {
   backend: string;
   seed: number;
   variants: ResultsVariant[];
+  /** TF-IDF and colour-histogram rows, scored like the variants. */
+  baselines?: BaselineResult[];
+  comparisons?: Comparison[];
+  claims?: Claim[];
+  regimes?: RegimeCell[];
   [extra: string]: unknown;
 }
 
