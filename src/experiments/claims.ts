@@ -118,7 +118,10 @@ export function checkClaims(stats: RunStatistics, variants: readonly string[]): 
           { label: 'notellm2 − basic, short_query', estimate: short.estimate, lo: short.lo, hi: short.hi },
           { label: 'notellm2 − basic, long_query', estimate: long.estimate, lo: long.lo, hi: long.hi },
         ],
-        comparisons: [{ ...comparison('gain on short_query', 'gain on long_query', 'short_query − long_query', m, t), nQueries: stats.size('short_query') + stats.size('long_query') }],
+        comparisons: [{
+          a: 'gain on short_query', b: 'gain on long_query', input: 'full', subset: 'short_query − long_query', metric: m,
+          nQueries: stats.size('short_query') + stats.size('long_query'), diff: t.estimate, lo: t.lo, hi: t.hi, p: t.p,
+        }],
         verdict: verdictOf(t),
         note: 'difference of the paired gains; p from permuting the short/long labels',
       };

@@ -25,7 +25,7 @@ export type { HtmlSink } from './display';
 export { loadRun } from './files';
 export type { RunData } from './files';
 export {
-  writeReport, buildReport, reportFigures, renderPngs, recallTableRows, subsetTableRows, probeTableRows, claimTableRows, comparisonTableRows,
+  writeReport, buildReport, reportFigures, renderPngs, recallTableRows, subsetTableRows, probeTableRows, claimTableRows, comparisonTableRows, regimeTableRows,
 } from './report';
 export type { ReportFigure, ReportOptions, WriteReportOptions, WrittenReport } from './report';
 export { withChromium, findChromium, CHROMIUM_ARGS } from './browser';

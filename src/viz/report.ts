@@ -108,6 +108,22 @@ export function comparisonTableRows(results: Results, metric: string, opts: { su
     .map((c) => ({ difference: `${c.a} − ${c.b}`, subset: c.subset, n: c.nQueries, points: signedPoints(c.diff), '95 % interval': `[${signedPoints(c.lo)}, ${signedPoints(c.hi)}]`, p: pText(c.p) }));
 }
 
+/** Rows of the regime map's table: one per cell, basic's probes, its neglect and each fix's paired gain. */
+export function regimeTableRows(results: Results): Record<string, unknown>[] {
+  const est = (e: { estimate: number; lo: number; hi: number }) => `${e.estimate.toFixed(3)} [${e.lo.toFixed(3)}, ${e.hi.toFixed(3)}]`;
+  return (results.regimes ?? []).map((c) => ({
+    cell: c.cell,
+    'LM ×': c.axes.lm,
+    'vision ×': c.axes.vision,
+    [`basic ${c.metric}`]: est(c.basic.full),
+    'text alone': est(c.basic.textAlone),
+    'image alone': est(c.basic.imageAlone),
+    'text − image alone (points)': `${signedPoints(c.neglect.estimate)} [${signedPoints(c.neglect.lo)}, ${signedPoints(c.neglect.hi)}]`,
+    'image neglected': c.neglect.verdict,
+    ...Object.fromEntries(Object.entries(c.gains).map(([f, g]) => [`${f} − basic (points)`, `${signedPoints(g.estimate)} [${signedPoints(g.lo)}, ${signedPoints(g.hi)}] ${g.verdict}`])),
+  }));
+}
+
 /** Rows of the probe table: variant × probe/metric (numbers only; nested objects as JSON). */
 export function probeTableRows(results: Results): Record<string, unknown>[] {
   return results.variants
@@ -209,7 +225,10 @@ export function buildReport(run: RunData, opts: ReportOptions = {}): { html: str
     sections.push({
       id: 'regimes',
       title: 'Regime map',
-      body: `<ul>${describeRegimes(r.regimes).map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>` + figBlock(byId('regime-')),
+      body:
+        tableHtml(regimeTableRows(r), { caption: 'Per cell: basic on the full input and each probe, its text − image alone difference, and the paired gain of each fix over basic (95 % intervals)' }) +
+        `<ul>${describeRegimes(r.regimes).map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>` +
+        figBlock(byId('regime-')),
     });
   }
   const probes = probeTableRows(r);

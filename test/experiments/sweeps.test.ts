@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SWEEPS, sweepVariants } from '../../src/experiments/presets';
+import { REGIME_GRID, REGIME_PRESETS, SWEEPS, sweepVariants } from '../../src/experiments/presets';
 import { resolveModelConfig } from '../../src/model/config';
 import { resolveTrainConfig } from '../../src/train/config';
 
@@ -19,6 +19,15 @@ test('the mICL-ratio sweep sets the loss weights 1:1, 3:1, 9:1, 19:1', () => {
 test('connector and vision-freezing sweeps; unknown sweeps and presets are rejected with the valid names', () => {
   assert.deepEqual(sweepVariants(['basic'], 'connector').map((x) => resolveModelConfig(x.model).connector.kind), ['mlp', 'qformer']);
   assert.deepEqual(sweepVariants(['basic'], 'freeze-vision').map((x) => resolveTrainConfig(x.train).freezeVision), [true, false]);
-  assert.throws(() => sweepVariants(['basic'], 'heads'), /valid sweeps: queries, micl-ratio, connector, freeze-vision/);
+  assert.throws(() => sweepVariants(['basic'], 'heads'), /valid sweeps: queries, micl-ratio, connector, freeze-vision, regime/);
   assert.throws(() => sweepVariants(['nope'], 'queries'), /valid presets: text-only, basic/);
+});
+
+test('the regime sweep puts every preset in every cell of the grid, with scaled pretraining, a cell group and its axes', () => {
+  const v = sweepVariants(['basic', 'notellm2'], 'regime');
+  assert.equal(v.length, REGIME_GRID.lm.length * REGIME_GRID.vision.length * 2);
+  assert.deepEqual(v.slice(0, 2).map((x) => x.name), ['basic@lm0x-vit0x', 'notellm2@lm0x-vit0x']);
+  assert.deepEqual(v[v.length - 1], { name: 'notellm2@lm4x-vit1x', preset: 'notellm2', pretrainScale: { lm: 4, vision: 1 }, group: 'lm4x-vit1x', axes: { lm: 4, vision: 1 } });
+  assert.deepEqual([...new Set(v.map((x) => x.group))], ['lm0x-vit0x', 'lm0x-vit1x', 'lm1x-vit0x', 'lm1x-vit1x', 'lm4x-vit0x', 'lm4x-vit1x']);
+  assert.equal(sweepVariants([...REGIME_PRESETS], 'regime', { smoke: true }).length, 4 * 4, 'smoke: the 2 × 2 corners');
 });
