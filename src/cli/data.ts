@@ -63,8 +63,8 @@ function buildAction<O extends BuildFlags>(
   build: (o: O, split: { testFraction?: number; valFraction?: number }, opts: { lengthThreshold?: number }) => Promise<BuiltDataset>,
 ): Command {
   return cmd
-    .option('--test-fraction <p>', 'share of notes held out for test (default 0.2)', shareArg('--test-fraction'))
-    .option('--val-fraction <p>', 'share of notes held out for validation (default 0.1)', shareArg('--val-fraction'))
+    .option('--test-fraction <p>', 'share of notes held out for test (default 0.2; synth 0.6 at full size)', shareArg('--test-fraction'))
+    .option('--val-fraction <p>', 'share of notes held out for validation (default 0.1; synth 0.06 at full size)', shareArg('--val-fraction'))
     .option('--short-threshold <chars>', 'short/long text threshold of the subsets (default: the median)', intArg('--short-threshold', 0))
     .option('--no-baselines', 'skip the TF-IDF and colour-histogram baselines')
     .option('--json', 'print the summary as JSON')
@@ -83,7 +83,7 @@ export function registerData(program: Command): Command {
       .command('synth')
       .description('build the synthetic benchmark (topic + visual latents, behaviour log → pairs; pairs labelled visual/text/both) and print its summary and baselines')
       .option('--out <dir>', 'output folder', builtinDatasetDir('synth'))
-      .option('--notes <n>', 'number of notes (default 5000; 800 with NOTELLM2_SMOKE=1)', intArg('--notes', 10))
+      .option('--notes <n>', 'number of notes (default 12000; 800 with NOTELLM2_SMOKE=1)', intArg('--notes', 10))
       .option('--seed <n>', 'seed of everything', intArg('--seed', 0), 1)
       .option('--mention-visual <p>', 'probability that a note text names its visual attributes (default 0.1)', shareArg('--mention-visual'))
       .option('--empty-body <p>', 'share of notes with an empty body (default 0.2)', shareArg('--empty-body'))

@@ -353,13 +353,14 @@ export function formatResultsTable(results: AblationResults, opts: { metrics?: s
 const signed = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}` : '–');
 const pValue = (p: number) => (!Number.isFinite(p) ? '–' : p < 0.001 ? '<0.001' : p.toFixed(3));
 
-/** The claims as a text table: claim, metric, the paired difference(s) with interval and p, verdict. */
+/** The claims as a text table: one line per paired difference (the claim on its first), with interval, p and verdict. */
 export function formatClaimsTable(claims: readonly Claim[]): string {
-  const body = claims.map((c) => {
-    const diffs = c.comparisons.map((d) => `${d.a} − ${d.b}: ${signed(d.diff)} [${signed(d.lo)}, ${signed(d.hi)}] p ${pValue(d.p)}`);
-    return [`(${c.id}) ${c.statement}`, c.metric, diffs.join('; ') || c.note, c.verdict];
+  const body = claims.flatMap((c) => {
+    const diffs = c.comparisons.map((d) => [`${d.a} − ${d.b}`, `${signed(d.diff)} [${signed(d.lo)}, ${signed(d.hi)}]`, pValue(d.p)]);
+    const lines = diffs.length ? diffs : [[c.note, '', '']];
+    return lines.map((d, i) => [i === 0 ? `(${c.id}) ${c.statement}` : '', i === 0 ? c.metric : '', ...d, i === 0 ? c.verdict : '']);
   });
-  return textTable(['claim', 'metric', 'paired difference, points [95 % interval]', 'verdict'], body, 4);
+  return textTable(['claim', 'metric', 'paired difference', 'points [95 % interval]', 'p', 'verdict'], body, 3);
 }
 
 /** Comparisons as a text table (points, signed). */

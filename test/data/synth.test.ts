@@ -52,8 +52,11 @@ test('colour histogram: a pure colour fills one bin; sqrt shares, unit norm', as
 });
 
 test('config: defaults, smoke size, errors listing valid values', () => {
-  assert.equal(resolveSynthConfig({}, {}).notes, 5000);
+  assert.equal(resolveSynthConfig({}, {}).notes, 12_000);
+  assert.deepEqual([resolveSynthConfig({}, {}).split.testFraction, resolveSynthConfig({}, {}).split.valFraction], [0.6, 0.06]);
   assert.equal(resolveSynthConfig({}, { NOTELLM2_SMOKE: '1' }).notes, 800);
+  assert.deepEqual([resolveSynthConfig({}, { NOTELLM2_SMOKE: '1' }).split.testFraction, resolveSynthConfig({}, { NOTELLM2_SMOKE: '1' }).split.valFraction], [0.2, 0.1]);
+  assert.equal(resolveSynthConfig({ split: { testFraction: 0.3 } }, {}).split.testFraction, 0.3);
   assert.throws(() => resolveSynthConfig({ shapes: ['blob' as never] }, {}), /unknown shapes value "blob"; valid values: circle, square/);
   assert.throws(() => resolveSynthConfig({ mentionVisual: 2 }, {}), /mentionVisual must be in \[0, 1\]/);
   assert.throws(() => resolveSynthConfig({ topics: 20, signatureStyles: 3, shapes: ['circle'], colours: ['red'], patterns: ['solid'] }, {}), /exceeds the 1 styles/);
@@ -161,7 +164,7 @@ test('the subsets measure what they claim: text baseline ~chance on visual, imag
 test('buildSynth writes the reference layout that the loader reads back clean', async () => {
   const dir = join(mkdtempSync(join(tmpdir(), 'synth-')), 'synth');
   try {
-    const built = await buildSynth(dir, { notes: 150, imageSize: 32 });
+    const built = await buildSynth(dir, { notes: 150, imageSize: 32, split: { testFraction: 0.2, valFraction: 0.1 } });
     const { data, summary } = built;
     const { dataset, report } = await loadDataset(dir, { images: 'decode' });
     assert.ok(report.ok, JSON.stringify(report.problems.slice(0, 5)));
