@@ -106,6 +106,10 @@ export const SYNTH_SPLIT = { testFraction: 0.6, valFraction: 0.06 } as const;
 
 export type ResolvedSynthConfig = Required<Omit<SynthConfig, 'pairs' | 'split'>> & { pairs: Required<PairBuilderConfig>; split: Required<Omit<SplitConfig, 'groupOf'>> };
 
+function definedFields<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /** Applies defaults (one place) and checks every field; errors list the valid values. */
 export function resolveSynthConfig(cfg: SynthConfig = {}, env: NodeJS.ProcessEnv = process.env): ResolvedSynthConfig {
   const smoke = env.NOTELLM2_SMOKE === '1';
@@ -132,7 +136,8 @@ export function resolveSynthConfig(cfg: SynthConfig = {}, env: NodeJS.ProcessEnv
     engagements: cfg.engagements ?? [4, 12],
     activityDays: cfg.activityDays ?? 14,
     pairs: resolvePairBuilderConfig(cfg.pairs),
-    split: (({ groupOf: _, ...rest }) => rest)(resolveSplitConfig({ seed, ...(smoke ? {} : SYNTH_SPLIT), ...(cfg.split ?? {}) })),
+    // Fields left undefined (e.g. CLI flags not given) keep the defaults.
+    split: (({ groupOf: _, ...rest }) => rest)(resolveSplitConfig({ seed, ...(smoke ? {} : SYNTH_SPLIT), ...definedFields(cfg.split ?? {}) })),
   };
   const topicNames = Object.keys(TOPICS);
   if (!Number.isInteger(out.notes) || out.notes < 10) throw new Error(`synth: notes must be an integer >= 10, got ${out.notes}`);

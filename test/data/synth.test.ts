@@ -57,6 +57,7 @@ test('config: defaults, smoke size, errors listing valid values', () => {
   assert.equal(resolveSynthConfig({}, { NOTELLM2_SMOKE: '1' }).notes, 800);
   assert.deepEqual([resolveSynthConfig({}, { NOTELLM2_SMOKE: '1' }).split.testFraction, resolveSynthConfig({}, { NOTELLM2_SMOKE: '1' }).split.valFraction], [0.2, 0.1]);
   assert.equal(resolveSynthConfig({ split: { testFraction: 0.3 } }, {}).split.testFraction, 0.3);
+  assert.equal(resolveSynthConfig({ split: { testFraction: undefined, valFraction: undefined } }, {}).split.testFraction, 0.6, 'flags not given keep the default');
   assert.throws(() => resolveSynthConfig({ shapes: ['blob' as never] }, {}), /unknown shapes value "blob"; valid values: circle, square/);
   assert.throws(() => resolveSynthConfig({ mentionVisual: 2 }, {}), /mentionVisual must be in \[0, 1\]/);
   assert.throws(() => resolveSynthConfig({ topics: 20, signatureStyles: 3, shapes: ['circle'], colours: ['red'], patterns: ['solid'] }, {}), /exceeds the 1 styles/);
