@@ -77,6 +77,7 @@ export function checkClaims(stats: RunStatistics, variants: readonly string[]): 
   const claims: Claim[] = [];
   claims.push(
     claim('a', ['basic'], (m) => {
+      if (!stats.has('basic', 'zeroImage') || !stats.has('basic', 'emptyText')) return { measured: [], comparisons: [], verdict: 'not run', note: 'basic was evaluated without the probes' };
       const t = stats.difference('basic', 'basic', 'all', m, { a: 'zeroImage', b: 'emptyText' });
       return {
         measured: [measured('basic', 'basic', 'full', 'all', m), measured('basic, text alone', 'basic', 'zeroImage', 'all', m), measured('basic, image alone', 'basic', 'emptyText', 'all', m)],

@@ -167,6 +167,10 @@ test("claims: verdicts follow the constructed effects, and presets missing from 
   assert.deepEqual(pv, { a: 'supported', b: 'not run', c: 'inconclusive', d: 'not run', e: 'not run' });
   assert.match(partial.claims!.find((x) => x.id === 'b')!.note, /not in the run: micl/);
   assert.match(formatClaimsTable(r.claims!), /\(b\) mICL beats basic .* supported/);
+  // A basic evaluated without the probes (`eval --no-probes`) cannot show (a).
+  const noProbes = runs.map((x) => (x.name === 'basic' ? { ...x, probes: undefined, queries: { ...x.queries!, ranks: { full: x.queries!.ranks.full } } } : x));
+  const np = analysed(noProbes, baselines).claims!.find((x) => x.id === 'a')!;
+  assert.deepEqual([np.verdict, np.note], ['not run', 'basic was evaluated without the probes']);
 });
 
 test('claimMetric and verdictOf', () => {
