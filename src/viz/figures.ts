@@ -420,11 +420,18 @@ export function regimeHeatmapFigure(results: Results, quantity: RegimeQuantity):
       const v = c && valueOf(c);
       z[r].push(v ? v.estimate : NaN);
       hover[r].push(v ? `${c!.cell}: ${v.estimate.toFixed(3)} [${v.lo.toFixed(3)}, ${v.hi.toFixed(3)}]${v.extra}` : 'not run');
-      if (v) annotations.push({ x: col, y: r, xref: 'x', yref: 'y', showarrow: false, text: `${v.estimate.toFixed(2)}<br>[${v.lo.toFixed(2)}, ${v.hi.toFixed(2)}]`, font: { size: 11 } });
+      if (v) annotations.push({ x: col, y: r, xref: 'x', yref: 'y', showarrow: false, text: `${v.estimate.toFixed(2)}<br>[${v.lo.toFixed(2)}, ${v.hi.toFixed(2)}]`, value: v.estimate });
     });
   });
   const finite = z.flat().filter(Number.isFinite);
   const span = Math.max(1e-9, ...finite.map(Math.abs));
+  const [zmin, zmax] = isGain ? [-span, span] : [0, Math.max(1e-9, ...finite)];
+  // Light text on the dark ends of the colour scale, dark text in its middle.
+  for (const a of annotations as Array<{ value?: number; font?: unknown }>) {
+    const t = (a.value! - zmin) / (zmax - zmin);
+    a.font = { size: 11, color: (isGain ? Math.abs(t - 0.5) > 0.3 : t < 0.55) ? '#ffffff' : '#222222' };
+    delete a.value;
+  }
   const trace: Trace = {
     type: 'heatmap',
     x: lms.map((_, i) => i),
@@ -434,7 +441,8 @@ export function regimeHeatmapFigure(results: Results, quantity: RegimeQuantity):
     hoverinfo: 'text',
     colorscale: isGain ? 'RdBu' : 'Viridis',
     reversescale: isGain,
-    ...(isGain ? { zmin: -span, zmax: span } : { zmin: 0 }),
+    zmin,
+    zmax,
     colorbar: { title: { text: isGain ? `Δ ${cells[0].metric}` : 'ratio' } },
   };
   return {
