@@ -13,11 +13,19 @@ export { ViT, ViTBlock, patchify, resolveViTConfig } from './vit';
 export type { ViTConfig, ResolvedViTConfig, ViTForwardOptions, ViTOutput } from './vit';
 export { createConnector, resolveConnectorConfig, MlpConnector, QFormerConnector, QFormerLayer, CONNECTOR_KINDS } from './connector';
 export type { Connector, ConnectorKind, ConnectorConfig, ResolvedConnectorConfig } from './connector';
-export { DecoderLM, DecoderBlock, resolveLMConfig, tokenAt } from './lm';
-export type { LMConfig, ResolvedLMConfig, LMForwardOptions, LMOutput } from './lm';
+export { DecoderLM, DecoderBlock, resolveLMConfig, lmLayout, tokenAt, LM_HEADS } from './lm';
+export type { LMConfig, ResolvedLMConfig, LMLayout, LMHead, LMForwardOptions, LMOutput } from './lm';
 export * from './checkpoint';
 export * from './config';
 export * from './prompt';
 export * from './fusion';
 export * from './notellm2';
 export * from './batch';
+export * from './hf/weights';
+export {
+  readHfReference, decodeRefTensor, maxAbsDiff, finishReport, formatReport as formatReferenceReport,
+  REFERENCE_FILE, DEFAULT_REFERENCE_TOLERANCE,
+} from './hf/reference';
+export type { RefTensor, HfReference, OutputComparison, ReferenceReport } from './hf/reference';
+export * from './hf/llama';
+export * from './hf/check';
