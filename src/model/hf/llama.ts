@@ -83,7 +83,8 @@ export interface HfLMSpec {
 
 /** The rotary types that mean "plain RoPE with rope_theta" (transformers' names). */
 const SUPPORTED_ROPE_TYPES = ['default'] as const;
-const SUPPORTED_ACTIVATIONS = ['silu'] as const;
+/** transformers maps both names to torch.nn.SiLU. */
+const SUPPORTED_ACTIVATIONS = ['silu', 'swish'] as const;
 
 /** transformers' config-class defaults for fields a config.json may omit. */
 const FAMILY_DEFAULTS: Record<HfLMFamily, { rmsNormEps: number; ropeTheta: number; tie: boolean }> = {

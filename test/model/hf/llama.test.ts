@@ -81,7 +81,7 @@ test('unsupported configurations are refused naming the field, its value and wha
   refuse({ ...configOf('llama_tied_v5'), rope_parameters: { rope_type: 'yarn', rope_theta: 5e5, factor: 4 } }, /field "rope_parameters\.rope_type" is "yarn"; supported: default/);
   refuse({ ...llama, rope_parameters: { rope_type: 'default', rope_theta: 20000 } }, /fields "rope_theta" \(10000\) and "rope_parameters\.rope_theta" \(20000\) disagree/);
   refuse({ ...llama, partial_rotary_factor: 0.5 }, /field "partial_rotary_factor" is 0\.5; supported: 1/);
-  refuse({ ...llama, hidden_act: 'gelu' }, /field "hidden_act" is "gelu"; supported: silu/);
+  refuse({ ...llama, hidden_act: 'gelu' }, /field "hidden_act" is "gelu"; supported: silu, swish/);
   refuse({ ...qwen, use_sliding_window: true, sliding_window: 4, max_window_layers: 1 }, /field "use_sliding_window" is true with max_window_layers 1 < num_hidden_layers \(2\): sliding-window attention is not implemented/);
   refuse({ ...qwen, layer_types: ['full_attention', 'sliding_attention'] }, /field "layer_types\[1\]" is "sliding_attention"; supported: "full_attention"/);
   refuse({ ...llama, num_key_value_heads: 3 }, /"num_key_value_heads" \(3\) must divide num_attention_heads \(4\)/);
