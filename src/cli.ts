@@ -11,6 +11,7 @@ import { registerSaliency } from './cli/saliency';
 import { registerTrain } from './cli/train';
 import { registerEval } from './cli/eval';
 import { registerEmbed } from './cli/embed';
+import { registerHf } from './cli/hf';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerEval(program);
   registerEmbed(program);
+  registerHf(program);
   return program;
 }
 

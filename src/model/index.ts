@@ -13,8 +13,8 @@ export { ViT, ViTBlock, AttentionPoolingHead, patchify, resolveViTConfig, vitArc
 export type { ViTConfig, ResolvedViTConfig, ViTForwardOptions, ViTOutput, ViTTrace, ViTArchitecture, ViTActivation, ViTFinalNorm, ViTPooling } from './vit';
 export { createConnector, resolveConnectorConfig, MlpConnector, QFormerConnector, QFormerLayer, CONNECTOR_KINDS } from './connector';
 export type { Connector, ConnectorKind, ConnectorConfig, ResolvedConnectorConfig } from './connector';
-export { DecoderLM, DecoderBlock, resolveLMConfig, tokenAt } from './lm';
-export type { LMConfig, ResolvedLMConfig, LMForwardOptions, LMOutput } from './lm';
+export { DecoderLM, DecoderBlock, resolveLMConfig, lmLayout, tokenAt, LM_HEADS } from './lm';
+export type { LMConfig, ResolvedLMConfig, LMLayout, LMHead, LMForwardOptions, LMOutput } from './lm';
 export * from './checkpoint';
 export * from './config';
 export * from './prompt';
@@ -22,3 +22,11 @@ export * from './fusion';
 export * from './notellm2';
 export * from './batch';
 export * from './hf/vision';
+export * from './hf/weights';
+export {
+  readHfReference, decodeRefTensor, maxAbsDiff, finishReport, formatReport as formatReferenceReport,
+  REFERENCE_FILE, DEFAULT_REFERENCE_TOLERANCE,
+} from './hf/reference';
+export type { RefTensor, HfReference, OutputComparison, ReferenceReport } from './hf/reference';
+export * from './hf/llama';
+export * from './hf/check';

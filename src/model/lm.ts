@@ -3,6 +3,11 @@
  * token embedding → N × [RMSNorm → causal attention with RoPE → residual,
  * RMSNorm → SwiGLU → residual] → final RMSNorm → LM head.
  *
+ * The same stack holds Llama-family and Qwen2 checkpoints (src/model/hf/llama.ts imports them):
+ * grouped-query attention (nKVHeads), a head width independent of the model width (headDim),
+ * Qwen2's q/k/v biases without an o bias, a tied or absent LM head. Representation training
+ * reads hidden states only, so the head may be left out entirely (head: 'none').
+ *
  * It takes input EMBEDDINGS, not ids, so the caller can splice image tokens into the prompt
  * (early fusion); `embed(ids)` gives the text part.
  *
@@ -10,13 +15,22 @@
  * pad that follows it, so no pad mask is needed; the caller reads each sequence's embedding
  * at its own last real index.
  *
- * Dimension legend: b batch, t tokens, d width, h heads, v vocabulary, f SwiGLU hidden width.
+ * Dimension legend: b batch, t tokens, d width, h query heads, kv key/value heads, hd head width,
+ * v vocabulary, f SwiGLU hidden width.
  */
 import { tf } from '../backend';
 import type { ParamStore } from './params';
 import { DEFAULT_INIT_STD, Linear, RMSNorm, SwiGLUMLP, swigluHidden } from './layers';
 import { MultiHeadAttention } from './attention';
 import { RoPE } from './rope';
+
+/**
+ * The LM head: `untied` a Linear(d → v) of its own at `head.weight` [d, v]; `tied` the token
+ * embedding transposed (logits = h·Eᵀ, no parameter of its own); `none` no head at all
+ * (representation training never computes logits).
+ */
+export type LMHead = 'untied' | 'tied' | 'none';
+export const LM_HEADS: readonly LMHead[] = ['untied', 'tied', 'none'];
 
 export interface LMConfig {
   /** Vocabulary size v. */
@@ -25,21 +39,60 @@ export interface LMConfig {
   dim?: number;
   /** Number of decoder layers. Defaults to 4. */
   nLayers?: number;
-  /** Attention heads; must divide dim, dim/heads must be even (RoPE). Defaults to 4. */
+  /** Query heads h; must divide dim unless headDim is given. Defaults to 4. */
   nHeads?: number;
+  /** Key/value heads kv (grouped-query attention, 1 = multi-query); must divide nHeads. Defaults to nHeads. */
+  nKVHeads?: number;
+  /** Width of one head, even (RoPE pairs features); q is nHeads·headDim wide. Defaults to dim / nHeads. */
+  headDim?: number;
   /** SwiGLU hidden width f. Defaults to LLaMA's ⌈(8/3)·d⌉ rounded up to a multiple of 8. */
   mlpHidden?: number;
   /** RoPE base. Defaults to 10000. */
   ropeTheta?: number;
   /** RMSNorm epsilon. Defaults to 1e-6. */
   normEps?: number;
-  /** Biases on q, k, v, o (Qwen has them on q, k, v; LLaMA has none). Defaults to false. */
+  /** Biases on q, k, v, o (LLaMA has none; Llama's `attention_bias` puts them on all four). Defaults to false. */
   attnBias?: boolean;
+  /** Biases on q, k, v (Qwen2 has them, without one on o). Defaults to attnBias. */
+  qkvBias?: boolean;
+  /** Bias on o. Defaults to attnBias. */
+  oBias?: boolean;
+  /** Biases on the SwiGLU's gate, up and down (Llama's `mlp_bias`). Defaults to false. */
+  mlpBias?: boolean;
+  /** The LM head (see LMHead). Defaults to 'untied'. */
+  head?: LMHead;
   /** Std of the weight and embedding init. Defaults to 0.02. */
   initStd?: number;
 }
 
-export type ResolvedLMConfig = Required<LMConfig>;
+/** The fields every resolved config carries. */
+type CoreLMField = 'vocabSize' | 'dim' | 'nLayers' | 'nHeads' | 'mlpHidden' | 'ropeTheta' | 'normEps' | 'attnBias' | 'initStd';
+/** The fields a resolved config carries only where they differ from their default (see resolveLMConfig). */
+type ExtensionLMField = 'nKVHeads' | 'headDim' | 'qkvBias' | 'oBias' | 'mlpBias' | 'head';
+
+/**
+ * A resolved config: every core field, and an extension field only where it differs from its
+ * default — so a config that uses none of them is the same object, and the same JSON, as
+ * before they existed (pretraining cache keys, resume checks and saved run configs compare
+ * that JSON). Read the effective values through `lmLayout`.
+ */
+export type ResolvedLMConfig = Required<Pick<LMConfig, CoreLMField>> & Partial<Pick<LMConfig, ExtensionLMField>>;
+
+/** The extension fields with their defaults applied. */
+export type LMLayout = Required<Pick<LMConfig, ExtensionLMField>>;
+
+/** The extension fields of a config with their defaults (the one place they live). */
+export function lmLayout(cfg: Pick<LMConfig, ExtensionLMField | 'attnBias'> & { dim: number; nHeads: number }): LMLayout {
+  const attnBias = cfg.attnBias ?? false;
+  return {
+    nKVHeads: cfg.nKVHeads ?? cfg.nHeads,
+    headDim: cfg.headDim ?? cfg.dim / cfg.nHeads,
+    qkvBias: cfg.qkvBias ?? attnBias,
+    oBias: cfg.oBias ?? attnBias,
+    mlpBias: cfg.mlpBias ?? false,
+    head: cfg.head ?? 'untied',
+  };
+}
 
 /** Applies LMConfig defaults (the one place they live) and validates. */
 export function resolveLMConfig(cfg: LMConfig): ResolvedLMConfig {
@@ -58,15 +111,34 @@ export function resolveLMConfig(cfg: LMConfig): ResolvedLMConfig {
   for (const key of ['vocabSize', 'dim', 'nLayers', 'nHeads', 'mlpHidden'] as const) {
     if (!Number.isInteger(r[key]) || r[key] <= 0) throw new Error(`LMConfig.${key} must be a positive integer, got ${r[key]}`);
   }
-  if (r.dim % r.nHeads !== 0 || (r.dim / r.nHeads) % 2 !== 0) {
-    throw new Error(`LMConfig: dim (${r.dim}) / nHeads (${r.nHeads}) must be an even integer (RoPE pairs features)`);
+  if (cfg.headDim === undefined) {
+    if (r.dim % r.nHeads !== 0 || (r.dim / r.nHeads) % 2 !== 0) {
+      throw new Error(`LMConfig: dim (${r.dim}) / nHeads (${r.nHeads}) must be an even integer (RoPE pairs features)`);
+    }
+  } else if (!Number.isInteger(cfg.headDim) || cfg.headDim <= 0 || cfg.headDim % 2 !== 0) {
+    throw new Error(`LMConfig.headDim must be a positive even integer (RoPE pairs features), got ${cfg.headDim}`);
+  }
+  if (cfg.nKVHeads !== undefined && (!Number.isInteger(cfg.nKVHeads) || cfg.nKVHeads <= 0 || r.nHeads % cfg.nKVHeads !== 0)) {
+    throw new Error(`LMConfig.nKVHeads (${cfg.nKVHeads}) must be a positive divisor of nHeads (${r.nHeads})`);
+  }
+  if (cfg.head !== undefined && !LM_HEADS.includes(cfg.head)) {
+    throw new Error(`LMConfig.head must be one of ${LM_HEADS.join(', ')}, got ${JSON.stringify(cfg.head)}`);
+  }
+  for (const key of ['attnBias', 'qkvBias', 'oBias', 'mlpBias'] as const) {
+    if (cfg[key] !== undefined && typeof cfg[key] !== 'boolean') throw new Error(`LMConfig.${key} must be true or false, got ${JSON.stringify(cfg[key])}`);
+  }
+  // Extension fields are kept only where they differ from their default (ResolvedLMConfig).
+  const defaults = lmLayout({ dim: r.dim, nHeads: r.nHeads, attnBias: r.attnBias });
+  const given = lmLayout({ ...cfg, dim: r.dim, nHeads: r.nHeads, attnBias: r.attnBias });
+  for (const key of Object.keys(defaults) as ExtensionLMField[]) {
+    if (given[key] !== defaults[key]) (r as Record<string, unknown>)[key] = given[key];
   }
   return r;
 }
 
 /**
  * One pre-norm decoder layer; params under `<path>`: `attn_norm`, `attn.{q,k,v,o}`, `mlp_norm`,
- * `mlp.{gate,up,down}`.
+ * `mlp.{gate,up,down}` (shapes in MultiHeadAttention and SwiGLUMLP).
  */
 export class DecoderBlock {
   readonly attnNorm: RMSNorm;
@@ -76,12 +148,14 @@ export class DecoderBlock {
 
   constructor(store: ParamStore, readonly path: string, cfg: ResolvedLMConfig, rope: RoPE) {
     const eps = { eps: cfg.normEps };
+    const layout = lmLayout(cfg);
     this.attnNorm = new RMSNorm(store, `${path}.attn_norm`, cfg.dim, eps);
     this.attn = new MultiHeadAttention(store, `${path}.attn`, {
-      dim: cfg.dim, heads: cfg.nHeads, kind: 'causal', bias: cfg.attnBias, rope, initStd: cfg.initStd,
+      dim: cfg.dim, heads: cfg.nHeads, kvHeads: layout.nKVHeads, headDim: layout.headDim, kind: 'causal',
+      qkvBias: layout.qkvBias, outBias: layout.oBias, rope, initStd: cfg.initStd,
     });
     this.mlpNorm = new RMSNorm(store, `${path}.mlp_norm`, cfg.dim, eps);
-    this.mlp = new SwiGLUMLP(store, `${path}.mlp`, cfg.dim, cfg.mlpHidden, { initStd: cfg.initStd });
+    this.mlp = new SwiGLUMLP(store, `${path}.mlp`, cfg.dim, cfg.mlpHidden, { bias: layout.mlpBias, initStd: cfg.initStd });
   }
 
   /** [b, t, d] → [b, t, d] (and the layer's attention [b, h, t, t] on request). */
@@ -114,23 +188,30 @@ export interface LMOutput {
   attentions?: tf.Tensor4D[];
 }
 
-/** Params under `<prefix>`: `embed.weight` [v, d], `layers.<i>.*`, `norm.weight` [d], `head.weight` [d, v]. */
+/**
+ * Params under `<prefix>`: `embed.weight` [v, d], `layers.<i>.*`, `norm.weight` [d], and
+ * `head.weight` [d, v] for an untied head only.
+ */
 export class DecoderLM {
   readonly cfg: ResolvedLMConfig;
+  /** The extension fields' effective values (GQA, head width, biases, head kind). */
+  readonly layout: LMLayout;
   readonly embedding: tf.Variable;
   readonly layers: DecoderBlock[];
   readonly norm: RMSNorm;
-  readonly head: Linear;
+  /** The untied head's Linear; null for a tied head or none. */
+  readonly head: Linear | null;
   readonly rope: RoPE;
 
   constructor(cfg: LMConfig, store: ParamStore, readonly prefix = 'lm') {
     this.cfg = resolveLMConfig(cfg);
     const c = this.cfg;
-    this.rope = new RoPE(c.dim / c.nHeads, c.ropeTheta);
+    this.layout = lmLayout(c);
+    this.rope = new RoPE(this.layout.headDim, c.ropeTheta);
     this.embedding = store.param(`${prefix}.embed.weight`, [c.vocabSize, c.dim], { kind: 'normal', std: c.initStd });
     this.layers = Array.from({ length: c.nLayers }, (_, i) => new DecoderBlock(store, `${prefix}.layers.${i}`, c, this.rope));
     this.norm = new RMSNorm(store, `${prefix}.norm`, c.dim, { eps: c.normEps });
-    this.head = new Linear(store, `${prefix}.head`, c.dim, c.vocabSize, { bias: false, initStd: c.initStd });
+    this.head = this.layout.head === 'untied' ? new Linear(store, `${prefix}.head`, c.dim, c.vocabSize, { bias: false, initStd: c.initStd }) : null;
   }
 
   /** Token ids int32 [b, t] → embeddings [b, t, d]. */
@@ -167,9 +248,27 @@ export class DecoderLM {
     });
   }
 
-  /** Hidden states [b, t, d] → next-token logits [b, t, v]. */
+  /** Hidden states [b, t, d] → next-token logits [b, t, v]; an error when the config has no head. */
   logits(h: tf.Tensor3D): tf.Tensor3D {
-    return this.head.apply(h);
+    const kind = this.layout.head;
+    switch (kind) {
+      case 'untied':
+        return (this.head as Linear).apply(h);
+      case 'tied':
+        return tf.tidy(() => {
+          const [b, t, d] = h.shape;
+          if (d !== this.cfg.dim) throw new Error(`DecoderLM.logits: hidden states must be [b, t, ${this.cfg.dim}], got [${h.shape}]`);
+          // [b·t, d] · Eᵀ with E [v, d]: the embedding matrix read as the output projection.
+          const flat = tf.reshape(h, [b * t, d]) as tf.Tensor2D;
+          return tf.reshape(tf.matMul(flat, this.embedding as tf.Tensor2D, false, true), [b, t, this.cfg.vocabSize]) as tf.Tensor3D;
+        });
+      case 'none':
+        throw new Error(`DecoderLM ${this.prefix}: this model has no LM head (head: 'none'); configure head 'untied' or 'tied' to compute logits`);
+      default: {
+        const never: never = kind;
+        throw new Error(`DecoderLM: unknown head ${never}; valid: ${LM_HEADS.join(', ')}`);
+      }
+    }
   }
 }
 
