@@ -27,6 +27,8 @@ export function registerAblate(program: Command): void {
     .option('--batch <pairs>', 'related pairs per step', intArg('--batch', 2))
     .option('--lr <x>', 'peak learning rate', numArg('--lr'))
     .option('--no-pretrain', 'start the LM and vision encoder from random weights')
+    .option('--lm <folder>', 'a Hugging Face LLM folder (Llama family, Qwen2; save_pretrained layout) instead of the built-in pretrained LM')
+    .option('--vision <folder>', 'a Hugging Face vision encoder folder (CLIP, SigLIP) instead of the built-in pretrained ViT')
     .option('--skip-bad', 'skip bad rows of the dataset (and print how many of each kind) instead of failing')
     .option('--no-saliency', 'skip the modality saliency of the trained variants (docs/method.md "Modality saliency")')
     .option('--png', 'also render the report figures to PNG (headless Chromium)')
@@ -45,6 +47,8 @@ export function registerAblate(program: Command): void {
         pretrain: o.pretrain === false ? false : smoke?.pretrain,
         log: (m) => console.log(m),
         skipBad: o.skipBad,
+        lm: o.lm,
+        vision: o.vision,
       });
       console.log(`\nRecall on ${results.dataset} (${results.seedList.length} seed${results.seedList.length > 1 ? 's' : ''}; ${runs[0]?.nQueries} queries, pool ${runs[0]?.poolSize}):\n`);
       console.log(formatResultsTable(results));

@@ -34,6 +34,9 @@ export interface TrainCommandOptions {
   /** false: LM and vision encoder start from random weights. */
   pretrain?: boolean;
   skipBad?: boolean;
+  /** Imported towers: Hugging Face folders (see runAblation). */
+  lm?: string;
+  vision?: string;
   /** false: skip embeddings.json, neighbours.json and report.html. */
   report?: boolean;
   png?: boolean;
@@ -98,6 +101,8 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainCommand
     train,
     pretrain: o.pretrain === false ? false : smoke?.pretrain,
     skipBad: o.skipBad,
+    lm: o.lm,
+    vision: o.vision,
     progress: o.progress,
     log,
   });
@@ -126,6 +131,8 @@ export function registerTrain(program: Command): void {
     .option('--resume', 'continue from the last checkpoint in the run folder')
     .option('--fresh', 'discard an earlier checkpoint of this preset and seed and start over')
     .option('--no-pretrain', 'start the LM and vision encoder from random weights')
+    .option('--lm <folder>', 'a Hugging Face LLM folder (Llama family, Qwen2; save_pretrained layout) instead of the built-in pretrained LM')
+    .option('--vision <folder>', 'a Hugging Face vision encoder folder (CLIP, SigLIP) instead of the built-in pretrained ViT')
     .option('--skip-bad', 'skip bad rows of the dataset (and print how many of each kind) instead of failing')
     .option('--no-report', 'skip embeddings.json, neighbours.json and report.html')
     .option('--png', 'also render the report figures to PNG (headless Chromium)')

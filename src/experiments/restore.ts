@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initBackend } from '../backend';
 import { loadDataset } from '../data/loaders';
-import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
+import type { TextTokenizer } from '../data/tokenizer';
 import type { Dataset, Note } from '../data/schema';
 import type { ImageStore } from '../data/images';
 import type { ParamStore } from '../model/params';
@@ -30,6 +30,7 @@ import { buildInputs, embedNotes, type EmbedOptions, type RepresentationBatch, t
 import { EmbeddingCatalogue } from '../eval/catalogue';
 import { ensureDataset } from './datasets';
 import { buildVariantModel, runNoteIds } from './variant';
+import { loadRunTokenizer, type TowerSources } from './sources';
 import { checkpointsRoot, checkpointVariants, RUN_DIRS, variantCheckpointDir } from './run-folder';
 
 /** config.json of a representation checkpoint (see runVariant). */
@@ -41,6 +42,8 @@ export interface CheckpointConfig {
   datasetDir?: string;
   tokenizerPath?: string;
   pretrained?: { lm?: string; vit?: string };
+  /** The imported towers' folders and file hashes (runs with --lm / --vision). */
+  sources?: TowerSources;
 }
 
 /**
@@ -135,7 +138,7 @@ export async function restoreVariant(path: string, opts: RestoreOptions = {}): P
   const tokenizerPath = opts.tokenizer ?? config.tokenizerPath;
   if (!tokenizerPath) throw new Error(`${configFile}: names no tokenizerPath; pass the tokenizer file the model was trained with`);
   if (!existsSync(tokenizerPath)) throw new Error(`tokenizer ${tokenizerPath} (named by ${configFile}) does not exist; rerun the training (notellm2 train) to rebuild it`);
-  const tokenizer = loadTokenizer(tokenizerPath);
+  const tokenizer = loadRunTokenizer(tokenizerPath, config.sources);
   if (tokenizer.vocabSize !== config.model.lm.vocabSize) {
     throw new Error(`tokenizer ${tokenizerPath} has ${tokenizer.vocabSize} tokens but ${configFile} model.lm.vocabSize is ${config.model.lm.vocabSize}`);
   }
@@ -152,7 +155,7 @@ export async function restoreVariant(path: string, opts: RestoreOptions = {}): P
     for (const id of visionNotes) if (!dataset.notes.has(id)) throw new Error(`restoreVariant: note "${id}" is not in the dataset ${datasetDir}`);
   }
   // Strict: every parameter of the model (vision tower included) and τ come from the checkpoint.
-  const { model, store, encoder, vision, images } = await buildVariantModel({ model: config.model, train, seed: train.seed, dataset, tokenizer, from: { weights: ckpt.weights }, visionNotes });
+  const { model, store, encoder, vision, images } = await buildVariantModel({ model: config.model, train, seed: train.seed, dataset, tokenizer, from: { weights: ckpt.weights }, sources: config.sources, visionNotes });
   return { dir, config, model, store, tokenizer, encoder, dataset, vision, images, dispose: () => store.dispose() };
 }
 

@@ -12,7 +12,7 @@ import { initBackend } from '../backend';
 import { mapPool } from '../backend/pool';
 import { loadDataset } from '../data/loaders';
 import { CACHE_DIR } from '../data/write';
-import { loadTokenizer, saveTokenizer, trainTokenizer } from '../data/tokenizer';
+import { saveTokenizer, trainTokenizer } from '../data/tokenizer';
 import { ImageStore } from '../data/images';
 import { renderPrompt, type PromptKind } from '../model/prompt';
 import { resolveModelConfig, type ModelConfig } from '../model/config';
@@ -23,6 +23,8 @@ import { presetConfig } from './presets';
 import { runVariant, type VariantSpec } from './variant';
 import { aggregate, type AblationResults, type VariantResult } from './results';
 import { variantCheckpointRoot, variantEmbeddingsDir } from './run-folder';
+import { importedModelConfig, importTokenizer, loadRunTokenizer, recordSource, type TowerSources } from './sources';
+import { readHfVisionSpec } from '../model/hf/vision';
 
 export interface VariantRequest {
   /** Display name; defaults to the preset. */
@@ -55,6 +57,10 @@ export interface AblationOptions {
   progress?: VariantSpec['progress'];
   /** Skip bad rows of a user dataset (printing how many of each kind) instead of failing. Defaults to false. */
   skipBad?: boolean;
+  /** A Hugging Face LLM folder (Llama family, Qwen2) to use instead of the pretrained built-in LM. */
+  lm?: string;
+  /** A Hugging Face vision encoder folder (CLIP, SigLIP) to use instead of the pretrained built-in ViT. */
+  vision?: string;
 }
 
 export interface Prepared {
@@ -62,13 +68,17 @@ export interface Prepared {
   datasetName: string;
   tokenizerPath: string;
   pretrained: { lm?: string; vit?: string };
+  /** Imported towers (--lm, --vision) with their file hashes. */
+  sources?: TowerSources;
+  /** What the imported towers dictate of every variant's model config (their layouts). */
+  model: ModelConfig;
   pretrainInfo: Record<string, unknown>;
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
 
 /** Dataset, tokenizer and pretrained towers for a run; each is cached and reused. */
-export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 'vocabSize' | 'pretrain' | 'log' | 'progress' | 'skipBad'>): Promise<Prepared> {
+export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 'vocabSize' | 'pretrain' | 'log' | 'progress' | 'skipBad' | 'lm' | 'vision'>): Promise<Prepared> {
   const log = opts.log ?? (() => {});
   await initBackend();
   const { dir, name } = await ensureDataset(opts.dataset, { log });
@@ -79,24 +89,40 @@ export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 
     log(`skipped bad rows of ${dir}: ${kinds}${report.droppedPairs ? `; ${report.droppedPairs} pairs dropped with them` : ''}`);
   }
   const base = resolveModelConfig(opts.model ?? {});
-  // Tokenizer: byte-level BPE on the training notes rendered in every prompt form, so the
-  // fixed template compresses to a few tokens.
   const ids = pretrainingNoteIds(dataset);
-  const trainNotes = ids.map((id) => dataset.notes.get(id)!);
-  const kinds: PromptKind[] = ['basic', 'micl', 'text'];
-  const corpus = trainNotes.flatMap((n) => kinds.map((k) => renderPrompt(k, n, base.text)));
-  const vocab = opts.vocabSize ?? 2048;
   const cacheDir = resolve(CACHE_DIR);
   mkdirSync(cacheDir, { recursive: true });
-  const tokenizerPath = join(cacheDir, `tokenizer-${sha(JSON.stringify([vocab, corpus]))}.json`);
-  if (!existsSync(tokenizerPath)) {
-    log(`training the tokenizer (vocab ${vocab}) on ${corpus.length} prompts …`);
-    saveTokenizer(trainTokenizer(corpus, { vocabSize: vocab }), tokenizerPath);
+  // Imported towers (docs/method.md "Overview"): recorded with their file hashes.
+  const sources: TowerSources = {};
+  if (opts.lm) sources.lm = await recordSource(opts.lm, '--lm');
+  if (opts.vision) {
+    const rec = await recordSource(opts.vision, '--vision');
+    sources.vision = { ...rec, preprocessing: (await readHfVisionSpec(rec.folder)).preprocessing };
   }
-  const tokenizer = loadTokenizer(tokenizerPath);
+  let tokenizerPath: string;
+  if (sources.lm) {
+    // The imported LLM's own tokenizer, with the prompt's special tokens added.
+    tokenizerPath = importTokenizer(sources.lm.folder, cacheDir).path;
+    log(`LM imported from ${sources.lm.folder} (its tokenizer, with ${'<IMG>'} and ${'<IMG_EMB>'} added)`);
+  } else {
+    // Tokenizer: byte-level BPE on the training notes rendered in every prompt form, so the
+    // fixed template compresses to a few tokens.
+    const trainNotes = ids.map((id) => dataset.notes.get(id)!);
+    const kinds: PromptKind[] = ['basic', 'micl', 'text'];
+    const corpus = trainNotes.flatMap((n) => kinds.map((k) => renderPrompt(k, n, base.text)));
+    const vocab = opts.vocabSize ?? 2048;
+    tokenizerPath = join(cacheDir, `tokenizer-${sha(JSON.stringify([vocab, corpus]))}.json`);
+    if (!existsSync(tokenizerPath)) {
+      log(`training the tokenizer (vocab ${vocab}) on ${corpus.length} prompts …`);
+      saveTokenizer(trainTokenizer(corpus, { vocabSize: vocab }), tokenizerPath);
+    }
+  }
+  const tokenizer = loadRunTokenizer(tokenizerPath, sources);
+  const model = await importedModelConfig(sources, tokenizer.vocabSize);
+  if (sources.vision) log(`vision encoder imported from ${sources.vision.folder}`);
   const pretrained: Prepared['pretrained'] = {};
   const info: Record<string, unknown> = {};
-  if (opts.pretrain !== false) {
+  if (opts.pretrain !== false && !sources.lm) {
     const lm = await pretrainLM({
       corpus: noteCorpus(dataset),
       tokenizer,
@@ -107,6 +133,8 @@ export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 
     log(`LM pretrained${lm.cached ? ' (cached)' : ''}: ${lm.steps} steps, perplexity train ${lm.trainPerplexity.toFixed(1)} / held-out ${lm.valPerplexity.toFixed(1)} (uniform ${Math.exp(lm.uniformLoss).toFixed(0)})`);
     if (lm.dir) pretrained.lm = resolve(lm.dir);
     info.lm = { steps: lm.steps, trainPerplexity: lm.trainPerplexity, valPerplexity: lm.valPerplexity, seconds: lm.trainSeconds, cached: lm.cached };
+  }
+  if (opts.pretrain !== false && !sources.vision) {
     const images = ImageStore.shared(dataset, { size: base.vision.imageSize });
     await images.load(ids);
     const vit = await pretrainVision({
@@ -120,7 +148,23 @@ export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 
     if (vit.dir) pretrained.vit = resolve(vit.dir);
     info.vision = { steps: vit.steps, viewAgreement: vit.viewAgreement, seconds: vit.trainSeconds, cached: vit.cached };
   }
-  return { datasetDir: dir, datasetName: name, tokenizerPath, pretrained, pretrainInfo: info };
+  const imported = Object.keys(sources).length > 0;
+  return { datasetDir: dir, datasetName: name, tokenizerPath, pretrained, ...(imported && { sources }), model, pretrainInfo: info };
+}
+
+/** Model configs merged in order, the nested tower configs field by field. */
+function mergeModelConfig(...cfgs: Array<ModelConfig | undefined>): ModelConfig {
+  const out: ModelConfig = {};
+  for (const c of cfgs) {
+    if (!c) continue;
+    const { lm, vision, connector, text, ...rest } = c;
+    Object.assign(out, rest);
+    if (lm) out.lm = { ...out.lm, ...lm };
+    if (vision) out.vision = { ...out.vision, ...vision };
+    if (connector) out.connector = { ...out.connector, ...connector };
+    if (text) out.text = { ...out.text, ...text };
+  }
+  return out;
 }
 
 /**
@@ -181,11 +225,13 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
         name,
         preset: r.preset,
         seed,
-        model: { ...opts.model, ...r.model },
+        // The run's and the variant's settings, then the imported towers' layouts (facts of their folders).
+        model: mergeModelConfig(opts.model, r.model, prepared.model),
         train: { ...opts.train, ...r.train, seed },
         datasetDir: prepared.datasetDir,
         tokenizerPath: prepared.tokenizerPath,
         pretrained: prepared.pretrained,
+        sources: prepared.sources,
         checkpointDir: variantCheckpointRoot(out, name, seed),
         embeddingsDir: variantEmbeddingsDir(out, name, seed),
         progress: opts.progress,

@@ -6,10 +6,10 @@
 import { join } from 'node:path';
 import { initBackend } from '../backend';
 import { loadDataset } from '../data/loaders';
-import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
+import type { TextTokenizer } from '../data/tokenizer';
 import { ImageStore } from '../data/images';
 import type { Dataset } from '../data/schema';
-import { ParamStore, type ParamRecord } from '../model/params';
+import { ParamStore, pathHasPrefix, type ParamRecord } from '../model/params';
 import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from '../model/config';
 import { NoteLLM2Model } from '../model/notellm2';
 import { PromptEncoder } from '../model/batch';
@@ -20,6 +20,7 @@ import { RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } f
 import { presetConfig } from './presets';
 import { evaluateVariant, evaluationFields } from './evaluate';
 import type { VariantResult } from './results';
+import { loadImportedTowers, loadRunTokenizer, type TowerSources } from './sources';
 
 export interface VariantSpec {
   /** Display name (the preset, or preset plus a sweep suffix). */
@@ -33,6 +34,8 @@ export interface VariantSpec {
   tokenizerPath: string;
   /** Cache folders of the pretrained towers (checkpoints under `<dir>/model`). */
   pretrained: { lm?: string; vit?: string };
+  /** Imported towers (`--lm`, `--vision`); they take the place of the pretrained ones. */
+  sources?: TowerSources;
   /** Where checkpoints go (resumable); none: no checkpoints. */
   checkpointDir?: string;
   /** Save the test-note embeddings of n_m here (an EmbeddingCatalogue folder). */
@@ -54,9 +57,12 @@ export interface VariantModelSpec {
    * Where the parameters come from. `pretrained`: the cache folders of the pretrained towers
    * (checkpoints under `<dir>/model`, loaded non-strict: the rest keeps its seeded init), then
    * the parts the training config freezes are made untrainable. `weights`: a trained
-   * checkpoint's, loaded strictly — every parameter and τ.
+   * checkpoint's, loaded strictly — every parameter and τ, except the frozen weights of
+   * imported towers, which checkpoints leave out and `sources` supplies.
    */
   from: { pretrained: { lm?: string; vit?: string } } | { weights: ParamRecord };
+  /** Imported towers, read into the store before the model is built on it. */
+  sources?: TowerSources;
   /**
    * Notes whose images are read now, in this order; with a frozen vision tower their features
    * are computed once, over these notes in chunks. Absent: the images are decoded on demand
@@ -91,24 +97,33 @@ export function runNoteIds(dataset: Dataset): string[] {
 
 /** Builds a variant's model, its prompt encoder and its vision source; the caller disposes `store`. */
 export async function buildVariantModel(spec: VariantModelSpec): Promise<VariantModel> {
-  const { model: modelCfg, train: trainCfg, dataset } = spec;
+  const { model: modelCfg, train: trainCfg, dataset, sources } = spec;
   const store = new ParamStore(spec.seed);
   try {
+    // Imported towers first: the model built on the store then finds their weights.
+    if (sources) await loadImportedTowers(store, modelCfg, sources);
     const model = new NoteLLM2Model(modelCfg, store);
+    if (trainCfg.freezeVision) store.setTrainable('vit', false);
+    for (const prefix of trainCfg.freeze) store.setTrainable(prefix, false);
     if ('pretrained' in spec.from) {
       // The existing towers (docs/method.md "Overview"): pretrained LM and vision encoder.
       const { lm, vit } = spec.from.pretrained;
       if (lm) store.load((await loadCheckpoint(join(lm, 'model'))).weights, { strict: false });
       if (vit && model.vit) store.load((await loadCheckpoint(join(vit, 'model'))).weights, { strict: false });
-      if (trainCfg.freezeVision) store.setTrainable('vit', false);
-      for (const prefix of trainCfg.freeze) store.setTrainable(prefix, false);
     } else {
       // τ lives in the store during training (RepresentationTask), so the checkpoint holds it.
       store.param(TAU_PATH, [], { kind: 'constant', value: trainCfg.tauInit });
-      store.load(spec.from.weights, { strict: true });
+      const report = store.load(spec.from.weights, { strict: !sources });
+      const absent = report.missing.filter((p) => !importedFrozen(store, sources, p));
+      if (absent.length || report.unexpected.length) {
+        throw new Error(
+          `checkpoint does not match the model: missing [${absent.slice(0, 6).join(', ')}${absent.length > 6 ? ', …' : ''}], ` +
+            `unexpected [${report.unexpected.slice(0, 6).join(', ')}${report.unexpected.length > 6 ? ', …' : ''}]`,
+        );
+      }
     }
     const encoder = new PromptEncoder(spec.tokenizer, modelCfg, model.imageTokens);
-    const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize }) : null;
+    const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize, preprocessing: sources?.vision?.preprocessing }) : null;
     let vision: VisionSource = images ? { kind: 'images', images } : { kind: 'none' };
     if (images && spec.visionNotes) {
       await images.load(spec.visionNotes);
@@ -121,10 +136,19 @@ export async function buildVariantModel(spec: VariantModelSpec): Promise<Variant
   }
 }
 
+/**
+ * Whether a parameter is a frozen weight of an imported tower: checkpoints leave those out
+ * (the run's source folders hold them) and restoring reads them from there.
+ */
+export function importedFrozen(store: ParamStore, sources: TowerSources | undefined, path: string): boolean {
+  if (!sources || store.isTrainable(path)) return false;
+  return (sources.lm !== undefined && pathHasPrefix(path, 'lm')) || (sources.vision !== undefined && pathHasPrefix(path, 'vit'));
+}
+
 export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
   const backend = await initBackend();
   const { dataset } = await loadDataset(spec.datasetDir, { images: 'exists', skipBad: spec.skipBad });
-  const tokenizer = loadTokenizer(spec.tokenizerPath);
+  const tokenizer = loadRunTokenizer(spec.tokenizerPath, spec.sources);
   const modelCfg = resolveModelConfig({ ...presetConfig(spec.preset), ...spec.model }, tokenizer.vocabSize);
   const trainCfg = resolveTrainConfig(spec.train);
   const { model, store, encoder, vision } = await buildVariantModel({
@@ -134,6 +158,7 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     dataset,
     tokenizer,
     from: { pretrained: spec.pretrained },
+    sources: spec.sources,
     visionNotes: runNoteIds(dataset),
     flips: trainCfg.flip,
   });
@@ -141,7 +166,9 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     const task = new RepresentationTask(model, encoder, vision, dataset.notes, dataset.pairs.train, dataset.pairs.val, trainCfg);
     const result = await train(task, store, trainCfg, {
       checkpointDir: spec.checkpointDir,
-      config: { model: modelCfg, train: trainCfg, preset: spec.preset, name: spec.name, datasetDir: spec.datasetDir, tokenizerPath: spec.tokenizerPath, pretrained: spec.pretrained },
+      config: { model: modelCfg, train: trainCfg, preset: spec.preset, name: spec.name, datasetDir: spec.datasetDir, tokenizerPath: spec.tokenizerPath, pretrained: spec.pretrained, sources: spec.sources },
+      // Checkpoints hold what training changes; an imported tower's frozen weights stay in its folder.
+      omitFromCheckpoint: spec.sources ? (path) => importedFrozen(store, spec.sources, path) : undefined,
       tauPath: TAU_PATH,
       progress: { label: `${spec.name} s${spec.seed}`, mode: spec.progress ?? 'auto' },
     });

@@ -71,6 +71,9 @@ function initValues(seed: number, path: string, size: number, init: ParamInit): 
   }
 }
 
+/** Distinguishes the variable names of replaced parameters (tfjs names must be unique). */
+let nextReplacement = 0;
+
 export class ParamStore {
   /** The seed every parameter's values derive from (with its path). */
   readonly seed: number;
@@ -106,6 +109,19 @@ export class ParamStore {
     const v = tf.tidy(() =>
       tf.variable(tf.tensor(values, shape, 'float32'), this.isTrainable(path), `notellm2_store${this.id}/${path}`),
     );
+    this.vars.set(path, v);
+    return v;
+  }
+
+  /**
+   * Replaces the parameter at `path` by one of another shape holding `values` (e.g. a token
+   * embedding grown by added tokens); the old variable is disposed.
+   */
+  replace(path: string, shape: number[], values: Float32Array): tf.Variable {
+    const old = this.get(path);
+    if (values.length !== shapeSize(shape)) throw new Error(`ParamStore.replace: "${path}" gets ${values.length} values for shape [${shape}]`);
+    const v = tf.tidy(() => tf.variable(tf.tensor(values, shape, 'float32'), this.isTrainable(path), `notellm2_store${this.id}/${path}#${nextReplacement++}`));
+    old.dispose();
     this.vars.set(path, v);
     return v;
   }

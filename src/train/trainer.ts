@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng, tf } from '../backend';
-import type { ParamStore } from '../model/params';
+import type { ParamRecord, ParamStore } from '../model/params';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint';
 import { AdamW, learningRateAt } from './optim';
 import { createProgress, type ProgressOptions } from './progress';
@@ -65,6 +65,11 @@ export interface TrainOptions {
   resume?: boolean;
   /** Saved as config.json beside every checkpoint (so a result can be re-run). */
   config?: unknown;
+  /**
+   * Parameters left out of the checkpoints: frozen weights that are read from elsewhere on
+   * restore (an imported model's folder). Defaults to none: every parameter is saved.
+   */
+  omitFromCheckpoint?: (path: string) => boolean;
   /** Parameter path of the temperature, reported in progress and history. */
   tauPath?: string;
   /** At the end, load the best-validation weights back into the store. Defaults to true. */
@@ -85,6 +90,16 @@ export const CHECKPOINT_CHOICES: readonly CheckpointChoice[] = ['best', 'last'];
 export function checkpointSlot(checkpointDir: string, which: CheckpointChoice): string {
   if (!CHECKPOINT_CHOICES.includes(which)) throw new Error(`checkpoint choice must be one of ${CHECKPOINT_CHOICES.join(', ')}, got "${which as string}"`);
   return join(checkpointDir, which);
+}
+
+/** The store's parameters a checkpoint holds: all of them, less those `omit` names. */
+function checkpointWeights(store: ParamStore, omit?: (path: string) => boolean): ParamRecord {
+  if (!omit) return store.export();
+  const out: ParamRecord = {};
+  for (const [path, v] of store.entries()) {
+    if (!omit(path)) out[path] = { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
+  }
+  return out;
 }
 
 export class NonFiniteLossError extends Error {}
@@ -138,7 +153,7 @@ export async function train<B>(task: TrainTask<B>, store: ParamStore, cfg: Resol
 
   const save = async (dir: string) =>
     saveCheckpoint(dir, {
-      weights: store.export(),
+      weights: checkpointWeights(store, opts.omitFromCheckpoint),
       config: opts.config ?? null,
       optimizer: optimizer.exportState(),
       trainer: state,
