@@ -23,7 +23,8 @@ import { presetConfig } from './presets';
 import { runVariant, type VariantSpec } from './variant';
 import { aggregate, type AblationResults, type VariantResult } from './results';
 import { variantCheckpointRoot, variantEmbeddingsDir } from './run-folder';
-import { importedModelConfig, importTokenizer, loadRunTokenizer, recordSource, type TowerSources } from './sources';
+import { HF_TOKENIZER_FILE, importedModelConfig, importTokenizer, loadRunTokenizer, recordSource, type TowerSources } from './sources';
+import { readHfLMConfig } from '../model/hf/llama';
 import { readHfVisionSpec } from '../model/hf/vision';
 
 export interface VariantRequest {
@@ -100,17 +101,22 @@ export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 
     sources.vision = { ...rec, preprocessing: (await readHfVisionSpec(rec.folder)).preprocessing };
   }
   let tokenizerPath: string;
-  if (sources.lm) {
+  if (sources.lm && sources.lm.files[HF_TOKENIZER_FILE]) {
     // The imported LLM's own tokenizer, with the prompt's special tokens added.
     tokenizerPath = importTokenizer(sources.lm.folder, cacheDir).path;
-    log(`LM imported from ${sources.lm.folder} (its tokenizer, with ${'<IMG>'} and ${'<IMG_EMB>'} added)`);
+    log(`LM imported from ${sources.lm.folder} (its tokenizer, with <IMG> and <IMG_EMB> added)`);
   } else {
     // Tokenizer: byte-level BPE on the training notes rendered in every prompt form, so the
-    // fixed template compresses to a few tokens.
+    // fixed template compresses to a few tokens. An imported LLM without a tokenizer.json (a
+    // random test checkpoint) gets one within its vocabulary; its weights never saw these ids.
     const trainNotes = ids.map((id) => dataset.notes.get(id)!);
     const kinds: PromptKind[] = ['basic', 'micl', 'text'];
     const corpus = trainNotes.flatMap((n) => kinds.map((k) => renderPrompt(k, n, base.text)));
-    const vocab = opts.vocabSize ?? 2048;
+    let vocab = opts.vocabSize ?? 2048;
+    if (sources.lm) {
+      vocab = Math.min(vocab, (await readHfLMConfig(sources.lm.folder)).lm.vocabSize);
+      log(`LM imported from ${sources.lm.folder}; it has no ${HF_TOKENIZER_FILE}, so a tokenizer of ${vocab} ids is trained on the notes (its ids mean nothing to the model's weights)`);
+    }
     tokenizerPath = join(cacheDir, `tokenizer-${sha(JSON.stringify([vocab, corpus]))}.json`);
     if (!existsSync(tokenizerPath)) {
       log(`training the tokenizer (vocab ${vocab}) on ${corpus.length} prompts …`);

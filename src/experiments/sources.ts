@@ -124,7 +124,8 @@ export function tokenizerRoles(folder: string): Partial<Record<SpecialRole, stri
  * defaults of the project's own tokenizers.
  */
 export function loadRunTokenizer(path: string, sources?: TowerSources): TextTokenizer {
-  return loadTokenizer(path, { specialTokens: sources?.lm ? tokenizerRoles(sources.lm.folder) : undefined });
+  const own = sources?.lm && sources.lm.files[HF_TOKENIZER_FILE] !== undefined;
+  return loadTokenizer(path, { specialTokens: own ? tokenizerRoles(sources!.lm!.folder) : undefined });
 }
 
 /**
