@@ -3,7 +3,7 @@
  * NOTELLM2_SMOKE=1 and must finish without a cell error; its saved HTML rendering is then
  * opened in headless Chromium and every figure must have drawn.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
