@@ -28,7 +28,8 @@ function imageCell(note: NoteView | Neighbour, cls: string): string {
 }
 
 function captionCell(html: string): string {
-  return `<td align="center" valign="top" width="${SIZE + 16}" style="width:${SIZE + 16}px;padding:4px 2px;text-align:center;vertical-align:top;font-size:12px;background:transparent">${html}</td>`;
+  // As wide as the picture's cell, so the frame (that cell's background) hugs the picture.
+  return `<td align="center" valign="top" width="${SIZE}" style="width:${SIZE}px;padding:4px 3px;text-align:center;vertical-align:top;font-size:12px;background:transparent">${html}</td>`;
 }
 
 /** One query: its picture, an arrow, then the neighbours in rank order; captions below. */

@@ -37,10 +37,13 @@ function startWorker(): Worker {
   return w;
 }
 
-/** The size a figure is drawn at: its layout's width and height, else 800 × 450. */
+/**
+ * The size a figure is drawn at: its layout's width and height, else plotly's own default
+ * width (700, narrow enough for a notebook beside JupyterLab's file browser) and 450.
+ */
 export function snapshotSize(figure: Figure): { width: number; height: number } {
   const num = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.round(v) : d);
-  return { width: num(figure.layout.width, 800), height: num(figure.layout.height, 450) };
+  return { width: num(figure.layout.width, 700), height: num(figure.layout.height, 450) };
 }
 
 /**
