@@ -175,10 +175,15 @@ const CELL = 'padding:3px 10px;border-bottom:1px solid #ddd';
 export function tableHtml(input: TableInput, opts: { caption?: string } = {}): string {
   const { columns, rows } = toTable(input);
   const head = columns.map((c) => `<th align="left" style="text-align:left;padding:3px 10px;border-bottom:2px solid #888">${escapeHtml(c)}</th>`).join('');
-  const cell = (v: unknown) =>
-    typeof v === 'number'
-      ? `<td class="num" align="right" style="text-align:right;font-variant-numeric:tabular-nums;${CELL}">${escapeHtml(formatCell(v))}</td>`
-      : `<td align="left" style="text-align:left;${CELL}">${escapeHtml(formatCell(v))}</td>`;
+  const cell = (v: unknown) => {
+    const text = formatCell(v);
+    // Short values ("0.420 ± 0.020") stay on one line; long text may wrap.
+    const nowrap = text.length <= 24 ? ' nowrap' : '';
+    const ws = nowrap ? 'white-space:nowrap;' : '';
+    return typeof v === 'number'
+      ? `<td class="num" align="right"${nowrap} style="text-align:right;font-variant-numeric:tabular-nums;${ws}${CELL}">${escapeHtml(text)}</td>`
+      : `<td align="left"${nowrap} style="text-align:left;${ws}${CELL}">${escapeHtml(text)}</td>`;
+  };
   const body = rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('\n');
   const caption = opts.caption ? `<caption align="top" style="caption-side:top;text-align:left;padding:4px 0"><b>${escapeHtml(opts.caption)}</b></caption>` : '';
   return (

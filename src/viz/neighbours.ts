@@ -13,6 +13,11 @@ import { escapeHtml } from './html';
 import type { Neighbour, NeighbourQuery, NoteView } from './types';
 
 const SIZE = 96;
+/**
+ * Cell width for the `width` attribute: the picture plus the cell padding front ends impose
+ * (0.5em in the classic Notebook, whose Bootstrap CSS counts padding inside the width).
+ */
+const CELL = SIZE + 14;
 const FRAME: Record<string, string> = { query: '#333333', hit: '#2ca02c', miss: '#cccccc', neighbour: '#cccccc' };
 
 function imageCell(note: NoteView | Neighbour, cls: string): string {
@@ -22,14 +27,14 @@ function imageCell(note: NoteView | Neighbour, cls: string): string {
       `style="display:block;width:${SIZE}px;height:${SIZE}px;object-fit:contain;image-rendering:pixelated;background:#fff">`
     : `<i>no image</i>`;
   return (
-    `<td class="${cls}" data-note-id="${escapeHtml(note.id)}" bgcolor="${frame}" width="${SIZE}" height="${SIZE}" align="center" valign="middle" ` +
-    `style="background:${frame};padding:3px;text-align:center;vertical-align:middle;color:#999">${content}</td>`
+    `<td class="${cls}" data-note-id="${escapeHtml(note.id)}" bgcolor="${frame}" width="${CELL}" height="${CELL}" align="center" valign="middle" ` +
+    `style="background:${frame};box-sizing:content-box;width:${SIZE}px;height:${SIZE}px;padding:3px;text-align:center;vertical-align:middle;color:#999">${content}</td>`
   );
 }
 
 function captionCell(html: string): string {
   // As wide as the picture's cell, so the frame (that cell's background) hugs the picture.
-  return `<td align="center" valign="top" width="${SIZE}" style="width:${SIZE}px;padding:4px 3px;text-align:center;vertical-align:top;font-size:12px;background:transparent">${html}</td>`;
+  return `<td align="center" valign="top" width="${CELL}" style="box-sizing:content-box;width:${SIZE}px;padding:4px 3px;text-align:center;vertical-align:top;font-size:12px;background:transparent">${html}</td>`;
 }
 
 /** One query: its picture, an arrow, then the neighbours in rank order; captions below. */

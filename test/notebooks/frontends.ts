@@ -98,8 +98,11 @@ export async function startServer(fe: FrontEnd, dir: string, env: Record<string,
     });
   });
   const path = fe.kind === 'lab' ? 'lab/tree' : 'notebooks';
+  // JupyterLab reopens the tabs of its last session unless told to `reset` its workspace: one
+  // notebook per page.
+  const reset = fe.kind === 'lab' ? '&reset' : '';
   return {
-    url: (name) => `${base}${path}/${encodeURIComponent(name)}?token=${token}`,
+    url: (name) => `${base}${path}/${encodeURIComponent(name)}?token=${token}${reset}`,
     api: (p) => `${base}${p}?token=${token}`,
     log: () => log,
     stop: () =>
