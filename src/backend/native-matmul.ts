@@ -99,7 +99,14 @@ for (const backendName of ['wasm', 'cpu']) {
   }
 }
 
-/** x [m, k] · op(W) without W entering the backend when ORT can run it. */
+/**
+ * x [m, k] · op(W) without W entering the backend when ORT can run it; no gradient (a
+ * hand-written backward pass calls it for dy · Wᵀ).
+ */
+export function nativeProduct(x: tf.Tensor2D, w: NativeMatrix, transpose = false): tf.Tensor2D {
+  return product(x, w, transpose);
+}
+
 function product(x: tf.Tensor2D, w: NativeMatrix, transpose: boolean): tf.Tensor2D {
   const k = transpose ? w.cols : w.rows;
   if (x.rank !== 2 || x.shape[1] !== k || x.dtype !== 'float32') {

@@ -106,9 +106,20 @@ export function checkLMTrain(mode: LMTrainMode, cfg: Pick<ResolvedLMConfig, 'nLa
   }
 }
 
-/** The first trained layer: 0 for full and LoRA (every layer carries adapters or trains), nLayers − N for last:N. */
-function firstTrainedLayer(mode: LMTrainMode, nLayers: number): number {
-  return mode.kind === 'last' ? nLayers - mode.layers : 0;
+/** How many leading layers have frozen (native) projections: all under LoRA, nLayers − N under last:N, none under full. */
+function frozenLayers(mode: LMTrainMode, nLayers: number): number {
+  switch (mode.kind) {
+    case 'full':
+      return 0;
+    case 'last':
+      return nLayers - mode.layers;
+    case 'lora':
+      return nLayers;
+    default: {
+      const never: never = mode;
+      throw new Error(`lm-train: unknown mode ${JSON.stringify(never)}`);
+    }
+  }
 }
 
 /**
@@ -122,21 +133,23 @@ export function isNativePath(mode: LMTrainMode, cfg: Pick<ResolvedLMConfig, 'nLa
   if (!path.startsWith(`${prefix}.layers.`)) return false;
   const m = /^(\d+)\.(attn\.(q|k|v|o)|mlp\.(gate|up|down))\.weight$/.exec(path.slice(prefix.length + '.layers.'.length));
   if (!m) return false;
-  return Number(m[1]) < firstTrainedLayer(mode, cfg.nLayers);
+  return Number(m[1]) < frozenLayers(mode, cfg.nLayers);
 }
 
 /** Every path whose weight isNativePath, in a fixed order (embedding, layers, head). */
 export function lmNativePaths(mode: LMTrainMode, cfg: ResolvedLMConfig, prefix = 'lm'): string[] {
   if (mode.kind === 'full') return [];
   const out = [`${prefix}.embed.weight`];
-  for (let i = 0; i < firstTrainedLayer(mode, cfg.nLayers); i++) for (const p of LM_PROJECTIONS) out.push(`${projectionPath(prefix, i, p)}.weight`);
+  for (let i = 0; i < frozenLayers(mode, cfg.nLayers); i++) for (const p of LM_PROJECTIONS) out.push(`${projectionPath(prefix, i, p)}.weight`);
   if (lmLayout(cfg).head === 'untied') out.push(`${prefix}.head.weight`);
   return out;
 }
 
-/** The DecoderLM options of a mode, given its native weights. */
+/** The DecoderLM options of a mode, given its native weights (layers with hand-written backward passes: block-grad.ts). */
 export function lmOptionsFor(mode: LMTrainMode, native: ReadonlyMap<string, NativeMatrix>): DecoderLMOptions {
-  return mode.kind === 'lora' ? { native, lora: { rank: mode.rank, alpha: mode.alpha, targets: LORA_TARGETS } } : { native };
+  return mode.kind === 'lora'
+    ? { native, lora: { rank: mode.rank, alpha: mode.alpha, targets: LORA_TARGETS }, blockGrad: 'fused' }
+    : { native, blockGrad: 'fused' };
 }
 
 /**
@@ -281,12 +294,6 @@ export function buildLMForTraining(cfg: LMConfig, store: ParamStore, mode: LMTra
   const lm = new DecoderLM(c, store, prefix, lmOptionsFor(m, native));
   applyLMTrainFlags(store, m, c, prefix);
   return lm;
-}
-
-/** The mode a built model is laid out for, read back from its options. */
-function loraOf(lm: DecoderLM): { rank: number; alpha: number } | null {
-  const l = lm.options.lora;
-  return l ? { rank: l.rank, alpha: l.alpha } : null;
 }
 
 /** The trained tensors of `lm` under `mode` (values copied out of the store), by path. */
@@ -459,9 +466,5 @@ export function growLMVocab(store: ParamStore, lm: DecoderLM, newVocab: number):
       }
     }
   }
-  const lora = loraOf(lm);
-  return new DecoderLM({ ...lm.cfg, vocabSize: newVocab }, store, lm.prefix, {
-    native,
-    ...(lora ? { lora: { ...lora, targets: lm.options.lora?.targets } } : {}),
-  });
+  return new DecoderLM({ ...lm.cfg, vocabSize: newVocab }, store, lm.prefix, { ...lm.options, native });
 }

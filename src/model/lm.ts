@@ -23,6 +23,7 @@ import { NativeMatrix, nativeMatMul } from '../backend/native-matmul';
 import type { ParamStore } from './params';
 import { DEFAULT_INIT_STD, Linear, RMSNorm, SwiGLUMLP, swigluHidden, type LinearOptions, type LoraOptions } from './layers';
 import { MultiHeadAttention } from './attention';
+import { fusedBlockForward } from './block-grad';
 import { RoPE } from './rope';
 
 /**
@@ -161,6 +162,13 @@ export interface DecoderLMOptions {
   native?: ReadonlyMap<string, NativeMatrix>;
   /** LoRA adapters (params `<projection path>.lora_a` / `.lora_b`). */
   lora?: LMLoraConfig;
+  /**
+   * How a layer's gradient is taken: 'autodiff' (tfjs's automatic gradient, op by op — the
+   * default) or 'fused' (one hand-written backward per layer, model/block-grad.ts: the same
+   * values with a fraction of the memory, what training at real size needs). Calls that ask
+   * for attention masks or probabilities always take the autodiff path.
+   */
+  blockGrad?: 'autodiff' | 'fused';
 }
 
 /** Parameter path of a layer projection's weight (`lm.layers.3.attn.q.weight`). */
@@ -274,6 +282,9 @@ export class DecoderLM {
     this.layout = lmLayout(c);
     this.options = opts;
     const weights = new WeightSource(opts.native ?? new Map(), opts.lora);
+    if (opts.blockGrad !== undefined && opts.blockGrad !== 'autodiff' && opts.blockGrad !== 'fused') {
+      throw new Error(`DecoderLM ${prefix}: blockGrad must be "autodiff" or "fused", got ${JSON.stringify(opts.blockGrad)}`);
+    }
     if (opts.lora) {
       for (const t of opts.lora.targets ?? []) {
         if (!LM_PROJECTIONS.includes(t)) throw new Error(`DecoderLM ${prefix}: LoRA target "${t}" is not one of ${LM_PROJECTIONS.join(', ')}`);
@@ -344,7 +355,13 @@ export class DecoderLM {
       const hiddenStates: tf.Tensor3D[] = [inputsEmbeds.clone()];
       const attentions: tf.Tensor4D[] = [];
       let h = inputsEmbeds;
+      const fused = this.options.blockGrad === 'fused' && !opts.attnMasks && !opts.returnAttentions;
       this.layers.forEach((layer, i) => {
+        if (fused) {
+          h = fusedBlockForward(layer, h);
+          hiddenStates.push(h);
+          return;
+        }
         const r = layer.forward(h, opts.attnMasks?.[i], opts.returnAttentions ?? false);
         h = r.out;
         hiddenStates.push(h);
