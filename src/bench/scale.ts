@@ -16,7 +16,8 @@ import { loadavg } from 'node:os';
 import { Rng, tf, gemmInfo, setOrtThreads, defaultOrtThreads } from '../backend';
 import { ParamStore } from '../model/params';
 import { lmLayout, resolveLMConfig, type LMConfig, type DecoderLM } from '../model/lm';
-import { buildLMForTraining, formatLMTrain, lmNativeBytes, parseLMTrain, releaseLMNative, type LMTrainMode } from '../model/lm-train';
+import { NativeMatrix } from '../backend/native-matmul';
+import { buildLMForTraining, formatLMTrain, isNativePath, lmNativeBytes, lmParamShapes, parseLMTrain, releaseLMNative, type LMTrainMode } from '../model/lm-train';
 import { createTemperature, infoNce } from '../train/loss';
 import { AdamW } from '../train/optim';
 import { median } from './index';
@@ -82,6 +83,32 @@ export function shapeParams(cfg: LMConfig): number {
   return c.vocabSize * c.dim + c.nLayers * (attn + mlp + 2 * c.dim) + c.dim + head;
 }
 
+/**
+ * Random weights for a timing run, made fast: the store's own init draws every value through
+ * Box–Muller in JS (about a minute for 135M parameters here), which the figures do not need.
+ * Matrices are windows of one shared block of normals (std 0.02) at path-dependent offsets,
+ * norms ones, biases zeros; the mode's frozen matrices are returned as native weights, the
+ * rest are put in the store.
+ */
+function fastRandomWeights(cfg: LMConfig, store: ParamStore, mode: LMTrainMode, seed: number): Map<string, NativeMatrix> {
+  const block = new Rng(seed).fork('bench.scale.block').normalArray(1 << 20, 0.02);
+  const native = new Map<string, NativeMatrix>();
+  const c = resolveLMConfig(cfg);
+  let k = 0;
+  for (const [path, shape] of lmParamShapes(c)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    if (shape.length === 1) data.fill(/norm/.test(path) ? 1 : 0);
+    else {
+      const off = (k++ * 7919) % block.length;
+      for (let i = 0; i < n; i += block.length - off) data.set(block.subarray(off, off + Math.min(block.length - off, n - i)), i);
+    }
+    if (isNativePath(mode, c, 'lm', path)) native.set(path, new NativeMatrix(data, shape[0], shape[1], path));
+    else store.set(path, { shape, data });
+  }
+  return native;
+}
+
 /** One training set-up of a shape in a mode: model, optimiser, a fixed random batch. */
 export class ScaleStack {
   readonly store: ParamStore;
@@ -94,7 +121,7 @@ export class ScaleStack {
   constructor(readonly cfg: LMConfig, mode: LMTrainMode | string, seed = 0) {
     this.mode = typeof mode === 'string' ? parseLMTrain(mode) : mode;
     this.store = new ParamStore(seed);
-    this.lm = buildLMForTraining(cfg, this.store, this.mode);
+    this.lm = buildLMForTraining(cfg, this.store, this.mode, { native: fastRandomWeights(cfg, this.store, this.mode, seed) });
     this.tau = createTemperature();
     const trainable = new Map<string, tf.Variable>([...this.store.trainableEntries(), ['loss.tau', this.tau]]);
     this.opt = new AdamW(trainable, { lr: 1e-4, weightDecay: 0.01 });

@@ -249,6 +249,31 @@ function nativeShape(cfg: ResolvedLMConfig, prefix: string, path: string): [numb
   }
 }
 
+/**
+ * Every parameter of a DecoderLM of this config with its shape, in this project's layout
+ * (embedding [v, d], projections [in, out], norms and biases [n], head [d, v]); no LoRA factors.
+ */
+export function lmParamShapes(cfg: LMConfig, prefix = 'lm'): Map<string, number[]> {
+  const c = resolveLMConfig(cfg);
+  const { qkvBias, oBias, mlpBias, head } = lmLayout(c);
+  const out = new Map<string, number[]>();
+  out.set(`${prefix}.embed.weight`, [c.vocabSize, c.dim]);
+  for (let i = 0; i < c.nLayers; i++) {
+    out.set(`${prefix}.layers.${i}.attn_norm.weight`, [c.dim]);
+    out.set(`${prefix}.layers.${i}.mlp_norm.weight`, [c.dim]);
+    for (const proj of LM_PROJECTIONS) {
+      const path = projectionPath(prefix, i, proj);
+      const shape = nativeShape(c, prefix, `${path}.weight`);
+      out.set(`${path}.weight`, shape);
+      const bias = proj === 'o' ? oBias : proj === 'q' || proj === 'k' || proj === 'v' ? qkvBias : mlpBias;
+      if (bias) out.set(`${path}.bias`, [shape[1]]);
+    }
+  }
+  out.set(`${prefix}.norm.weight`, [c.dim]);
+  if (head === 'untied') out.set(`${prefix}.head.weight`, [c.dim, c.vocabSize]);
+  return out;
+}
+
 export interface BuildLMOptions {
   /** Parameter path prefix. Defaults to 'lm'. */
   prefix?: string;
