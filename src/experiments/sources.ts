@@ -16,7 +16,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { tf } from '../backend';
 import { loadTokenizer, stringifyTokenizerJson, type SpecialRole, type TextTokenizer } from '../data/tokenizer';
 import type { ImagePreprocessing } from '../data/images';
 import type { ParamStore } from '../model/params';
@@ -25,6 +24,7 @@ import { HF_CONFIG_FILE, importHfLM, readHfLMConfig } from '../model/hf/llama';
 import { HF_PREPROCESSOR_FILE, importHfVision, readHfVisionSpec } from '../model/hf/vision';
 import { HF_WEIGHTS_FILE, HF_WEIGHTS_INDEX } from '../model/hf/weights';
 import { lmLayout } from '../model/lm';
+import { growLMVocab } from '../model/lm-train';
 
 export const HF_TOKENIZER_FILE = 'tokenizer.json';
 export const HF_TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -169,25 +169,11 @@ export async function importedModelConfig(sources: TowerSources, vocabSize: numb
 export async function loadImportedTowers(store: ParamStore, cfg: ResolvedModelConfig, sources: TowerSources): Promise<void> {
   if (sources.lm) {
     await verifySource(sources.lm, '--lm');
-    const { spec } = await importHfLM(sources.lm.folder, { store, prefix: 'lm', head: 'none' });
-    growEmbedding(store, 'lm.embed.weight', spec.lm.vocabSize, cfg.lm.vocabSize);
+    const { lm } = await importHfLM(sources.lm.folder, { store, prefix: 'lm', head: 'none' });
+    growLMVocab(store, lm, cfg.lm.vocabSize);
   }
   if (sources.vision && (cfg.earlyFusion || cfg.lateFusion)) {
     await verifySource(sources.vision, '--vision');
     await importHfVision(sources.vision.folder, store, { prefix: 'vit' });
   }
-}
-
-/** Replaces the [v, d] table at `path` by [v2, d]: the old rows, then rows equal to their mean. */
-function growEmbedding(store: ParamStore, path: string, from: number, to: number): void {
-  if (to === from) return;
-  const old = store.get(path);
-  const d = old.shape[1] as number;
-  const grown = tf.tidy(() => {
-    const extra = tf.tile(tf.mean(old, 0, true), [to - from, 1]); // [to − from, d]
-    return tf.concat([old, extra], 0); // [to, d]
-  });
-  const values = grown.dataSync() as Float32Array;
-  grown.dispose();
-  store.replace(path, [to, d], values);
 }

@@ -18,7 +18,7 @@
  */
 import { tf } from '../backend';
 import type { ParamStore } from './params';
-import { Linear } from './layers';
+import { Linear, type LinearOptions } from './layers';
 import { RoPE } from './rope';
 
 /** Which tokens attend to which. */
@@ -52,6 +52,13 @@ export interface AttentionConfig {
   /** Std of the weight init. Defaults to 0.02. */
   initStd?: number;
 }
+
+/** The four projections of an attention layer. */
+export type AttentionProjection = 'q' | 'k' | 'v' | 'o';
+export const ATTENTION_PROJECTIONS: readonly AttentionProjection[] = ['q', 'k', 'v', 'o'];
+
+/** Per projection: a frozen native weight and/or a LoRA adapter (LinearOptions). */
+export type ProjectionOptions<K extends string> = Partial<Record<K, Pick<LinearOptions, 'native' | 'lora'>>>;
 
 export interface ResolvedAttentionConfig {
   dim: number;
@@ -143,14 +150,15 @@ export class MultiHeadAttention {
   readonly v: Linear;
   readonly o: Linear;
 
-  constructor(store: ParamStore, readonly path: string, cfg: AttentionConfig) {
+  /** `projections` places a projection's weight outside the backend or adds a LoRA adapter to it. */
+  constructor(store: ParamStore, readonly path: string, cfg: AttentionConfig, projections: ProjectionOptions<AttentionProjection> = {}) {
     this.cfg = resolveAttentionConfig(cfg);
     const { dim, contextDim, heads, kvHeads, headDim, qkvBias, outBias, initStd } = this.cfg;
     const qWidth = heads * headDim, kvWidth = kvHeads * headDim;
-    this.q = new Linear(store, `${path}.q`, dim, qWidth, { bias: qkvBias, initStd });
-    this.k = new Linear(store, `${path}.k`, contextDim, kvWidth, { bias: qkvBias, initStd });
-    this.v = new Linear(store, `${path}.v`, contextDim, kvWidth, { bias: qkvBias, initStd });
-    this.o = new Linear(store, `${path}.o`, qWidth, dim, { bias: outBias, initStd });
+    this.q = new Linear(store, `${path}.q`, dim, qWidth, { bias: qkvBias, initStd, ...projections.q });
+    this.k = new Linear(store, `${path}.k`, contextDim, kvWidth, { bias: qkvBias, initStd, ...projections.k });
+    this.v = new Linear(store, `${path}.v`, contextDim, kvWidth, { bias: qkvBias, initStd, ...projections.v });
+    this.o = new Linear(store, `${path}.o`, qWidth, dim, { bias: outBias, initStd, ...projections.o });
   }
 
   forward(x: tf.Tensor3D, opts: AttentionOptions = {}): AttentionOutput {

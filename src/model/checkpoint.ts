@@ -109,8 +109,21 @@ function dtypeOf(data: Float32Array | Int32Array, name: string): SafetensorsDtyp
   throw new Error(`safetensors: tensor "${name}" must be a Float32Array or Int32Array`);
 }
 
+/** What the header says of one tensor: its shape, dtype and element count. */
+interface HeaderEntry {
+  shape: number[];
+  dtype: SafetensorsDtype;
+  length: number;
+}
+
 /** Builds the padded header bytes and the order the tensors' bytes follow in. */
 function buildHeader(tensors: TensorRecord, metadata?: Record<string, string>): { header: Uint8Array; order: string[] } {
+  const entries: Record<string, HeaderEntry> = {};
+  for (const [name, t] of Object.entries(tensors)) entries[name] = { shape: t.shape, dtype: dtypeOf(t.data, name), length: t.data.length };
+  return buildHeaderFromEntries(entries, metadata);
+}
+
+function buildHeaderFromEntries(tensors: Record<string, HeaderEntry>, metadata?: Record<string, string>): { header: Uint8Array; order: string[] } {
   const order = Object.keys(tensors).sort();
   const json: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
@@ -122,16 +135,16 @@ function buildHeader(tensors: TensorRecord, metadata?: Record<string, string>): 
   let offset = 0;
   for (const name of order) {
     if (name === '' || name === '__metadata__') throw new Error(`safetensors: "${name}" is not a valid tensor name`);
-    const { shape, data } = tensors[name];
+    const { shape, dtype, length } = tensors[name];
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new Error(`safetensors: tensor "${name}" has an invalid shape ${JSON.stringify(shape)} (non-negative integers expected)`);
     }
-    const dtype = dtypeOf(data, name);
-    if (data.length !== elementCount(shape)) {
-      throw new Error(`safetensors: tensor "${name}" has ${data.length} values but shape ${JSON.stringify(shape)} needs ${elementCount(shape)}`);
+    if (length !== elementCount(shape)) {
+      throw new Error(`safetensors: tensor "${name}" has ${length} values but shape ${JSON.stringify(shape)} needs ${elementCount(shape)}`);
     }
-    json[name] = { dtype, shape, data_offsets: [offset, offset + data.byteLength] };
-    offset += data.byteLength;
+    const byteLength = length * DTYPE_BYTES[dtype];
+    json[name] = { dtype, shape, data_offsets: [offset, offset + byteLength] };
+    offset += byteLength;
   }
   let text = JSON.stringify(json);
   let bytes = new TextEncoder().encode(text);
@@ -536,6 +549,33 @@ export async function writeSafetensors(path: string, tensors: TensorRecord, meta
   await writeFileAtomic(path, async (write) => {
     await write(header);
     for (const name of order) await write(bytesOf(tensors[name].data));
+  });
+}
+
+/** A float32 tensor whose values are made only when the writer reaches it. */
+export interface LazyFloat32Tensor {
+  shape: number[];
+  produce: () => Float32Array;
+}
+
+/**
+ * Writes a float32 safetensors file atomically, asking each tensor for its values only when
+ * its turn comes (sorted by name), so a large model's transposed copies never coexist.
+ */
+export async function writeSafetensorsLazy(path: string, tensors: Record<string, LazyFloat32Tensor>, metadata?: Record<string, string>): Promise<void> {
+  assertLittleEndianHost();
+  const entries: Record<string, HeaderEntry> = {};
+  for (const [name, t] of Object.entries(tensors)) entries[name] = { shape: t.shape, dtype: 'F32', length: elementCount(t.shape) };
+  const { header, order } = buildHeaderFromEntries(entries, metadata);
+  await writeFileAtomic(path, async (write) => {
+    await write(header);
+    for (const name of order) {
+      const data = tensors[name].produce();
+      if (!(data instanceof Float32Array) || data.length !== entries[name].length) {
+        throw new Error(`safetensors: tensor "${name}" produced ${data?.length} values, its shape [${entries[name].shape}] needs ${entries[name].length}`);
+      }
+      await write(bytesOf(data));
+    }
   });
 }
 

@@ -19,9 +19,11 @@
  * v vocabulary, f SwiGLU hidden width.
  */
 import { tf } from '../backend';
+import { NativeMatrix, nativeMatMul } from '../backend/native-matmul';
 import type { ParamStore } from './params';
-import { DEFAULT_INIT_STD, Linear, RMSNorm, SwiGLUMLP, swigluHidden } from './layers';
+import { DEFAULT_INIT_STD, Linear, RMSNorm, SwiGLUMLP, swigluHidden, type LinearOptions, type LoraOptions } from './layers';
 import { MultiHeadAttention } from './attention';
+import { fusedBlockForward } from './block-grad';
 import { RoPE } from './rope';
 
 /**
@@ -136,6 +138,68 @@ export function resolveLMConfig(cfg: LMConfig): ResolvedLMConfig {
   return r;
 }
 
+/** The seven projections of a decoder layer (attention q, k, v, o; SwiGLU gate, up, down). */
+export type LMProjection = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
+export const LM_PROJECTIONS: readonly LMProjection[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+
+/** LoRA adapters on the same projections of every layer. */
+export interface LMLoraConfig extends LoraOptions {
+  /** Which projections carry an adapter. Defaults to q, k, v, o. */
+  targets?: readonly LMProjection[];
+}
+
+/**
+ * How a DecoderLM holds its weights beyond the defaults (every parameter a trainable
+ * variable in the store). src/model/lm-train.ts derives these from a training mode.
+ */
+export interface DecoderLMOptions {
+  /**
+   * Frozen matrices held outside the backend, by the parameter path they stand for:
+   * `<prefix>.embed.weight` [v, d], `<prefix>.layers.<i>.{attn.{q,k,v,o},mlp.{gate,up,down}}.weight`
+   * [in, out], `<prefix>.head.weight` [d, v]. Those paths are not created in the store; every
+   * entry must be one of them (an unknown path is an error).
+   */
+  native?: ReadonlyMap<string, NativeMatrix>;
+  /** LoRA adapters (params `<projection path>.lora_a` / `.lora_b`). */
+  lora?: LMLoraConfig;
+  /**
+   * How a layer's gradient is taken: 'autodiff' (tfjs's automatic gradient, op by op — the
+   * default) or 'fused' (one hand-written backward per layer, model/block-grad.ts: the same
+   * values with a fraction of the memory, what training at real size needs). Calls that ask
+   * for attention masks or probabilities always take the autodiff path.
+   */
+  blockGrad?: 'autodiff' | 'fused';
+}
+
+/** Parameter path of a layer projection's weight (`lm.layers.3.attn.q.weight`). */
+export function projectionPath(prefix: string, layer: number, p: LMProjection): string {
+  const group = p === 'gate' || p === 'up' || p === 'down' ? 'mlp' : 'attn';
+  return `${prefix}.layers.${layer}.${group}.${p}`;
+}
+
+/** Looks up native weights by path and records which were used. */
+class WeightSource {
+  readonly used = new Set<string>();
+  constructor(readonly native: ReadonlyMap<string, NativeMatrix>, readonly lora: LMLoraConfig | undefined) {}
+
+  get(path: string): NativeMatrix | undefined {
+    const m = this.native.get(path);
+    if (m) this.used.add(path);
+    return m;
+  }
+
+  /** Options of the projection at `linearPath` (`lm.layers.0.attn.q`). */
+  projection(linearPath: string, p: LMProjection): Pick<LinearOptions, 'native' | 'lora'> {
+    const targets = this.lora?.targets ?? DEFAULT_LORA_TARGETS;
+    const native = this.get(`${linearPath}.weight`);
+    const lora = this.lora && targets.includes(p) ? { rank: this.lora.rank, alpha: this.lora.alpha } : undefined;
+    return { ...(native ? { native } : {}), ...(lora ? { lora } : {}) };
+  }
+}
+
+/** The projections LoRA adapts unless told otherwise: attention's q, k, v, o. */
+export const DEFAULT_LORA_TARGETS: readonly LMProjection[] = ['q', 'k', 'v', 'o'];
+
 /**
  * One pre-norm decoder layer; params under `<path>`: `attn_norm`, `attn.{q,k,v,o}`, `mlp_norm`,
  * `mlp.{gate,up,down}` (shapes in MultiHeadAttention and SwiGLUMLP).
@@ -146,16 +210,20 @@ export class DecoderBlock {
   readonly mlpNorm: RMSNorm;
   readonly mlp: SwiGLUMLP;
 
-  constructor(store: ParamStore, readonly path: string, cfg: ResolvedLMConfig, rope: RoPE) {
+  constructor(store: ParamStore, readonly path: string, cfg: ResolvedLMConfig, rope: RoPE, weights?: WeightSource) {
     const eps = { eps: cfg.normEps };
     const layout = lmLayout(cfg);
+    const w = weights ?? new WeightSource(new Map(), undefined);
+    const proj = (group: 'attn' | 'mlp', p: LMProjection) => w.projection(`${path}.${group}.${p}`, p);
     this.attnNorm = new RMSNorm(store, `${path}.attn_norm`, cfg.dim, eps);
     this.attn = new MultiHeadAttention(store, `${path}.attn`, {
       dim: cfg.dim, heads: cfg.nHeads, kvHeads: layout.nKVHeads, headDim: layout.headDim, kind: 'causal',
       qkvBias: layout.qkvBias, outBias: layout.oBias, rope, initStd: cfg.initStd,
-    });
+    }, { q: proj('attn', 'q'), k: proj('attn', 'k'), v: proj('attn', 'v'), o: proj('attn', 'o') });
     this.mlpNorm = new RMSNorm(store, `${path}.mlp_norm`, cfg.dim, eps);
-    this.mlp = new SwiGLUMLP(store, `${path}.mlp`, cfg.dim, cfg.mlpHidden, { bias: layout.mlpBias, initStd: cfg.initStd });
+    this.mlp = new SwiGLUMLP(store, `${path}.mlp`, cfg.dim, cfg.mlpHidden, { bias: layout.mlpBias, initStd: cfg.initStd }, {
+      gate: proj('mlp', 'gate'), up: proj('mlp', 'up'), down: proj('mlp', 'down'),
+    });
   }
 
   /** [b, t, d] → [b, t, d] (and the layer's attention [b, h, t, t] on request). */
@@ -190,37 +258,87 @@ export interface LMOutput {
 
 /**
  * Params under `<prefix>`: `embed.weight` [v, d], `layers.<i>.*`, `norm.weight` [d], and
- * `head.weight` [d, v] for an untied head only.
+ * `head.weight` [d, v] for an untied head only — each in the store unless `opts.native` holds
+ * it (DecoderLMOptions); LoRA factors beside the projections they adapt.
  */
 export class DecoderLM {
   readonly cfg: ResolvedLMConfig;
   /** The extension fields' effective values (GQA, head width, biases, head kind). */
   readonly layout: LMLayout;
-  readonly embedding: tf.Variable;
+  /** The frozen token embedding [v, d] when it lives outside the backend; null otherwise. */
+  readonly nativeEmbedding: NativeMatrix | null;
+  private readonly storeEmbedding: tf.Variable | null;
   readonly layers: DecoderBlock[];
   readonly norm: RMSNorm;
   /** The untied head's Linear; null for a tied head or none. */
   readonly head: Linear | null;
   readonly rope: RoPE;
+  /** The options the model was built with (lm-train.ts reads them back to merge and export). */
+  readonly options: DecoderLMOptions;
 
-  constructor(cfg: LMConfig, store: ParamStore, readonly prefix = 'lm') {
+  constructor(cfg: LMConfig, store: ParamStore, readonly prefix = 'lm', opts: DecoderLMOptions = {}) {
     this.cfg = resolveLMConfig(cfg);
     const c = this.cfg;
     this.layout = lmLayout(c);
+    this.options = opts;
+    const weights = new WeightSource(opts.native ?? new Map(), opts.lora);
+    if (opts.blockGrad !== undefined && opts.blockGrad !== 'autodiff' && opts.blockGrad !== 'fused') {
+      throw new Error(`DecoderLM ${prefix}: blockGrad must be "autodiff" or "fused", got ${JSON.stringify(opts.blockGrad)}`);
+    }
+    if (opts.lora) {
+      for (const t of opts.lora.targets ?? []) {
+        if (!LM_PROJECTIONS.includes(t)) throw new Error(`DecoderLM ${prefix}: LoRA target "${t}" is not one of ${LM_PROJECTIONS.join(', ')}`);
+      }
+    }
     this.rope = new RoPE(this.layout.headDim, c.ropeTheta);
-    this.embedding = store.param(`${prefix}.embed.weight`, [c.vocabSize, c.dim], { kind: 'normal', std: c.initStd });
-    this.layers = Array.from({ length: c.nLayers }, (_, i) => new DecoderBlock(store, `${prefix}.layers.${i}`, c, this.rope));
+    const embedPath = `${prefix}.embed.weight`;
+    this.nativeEmbedding = weights.get(embedPath) ?? null;
+    if (this.nativeEmbedding) {
+      const [v, d] = this.nativeEmbedding.shape;
+      if (v !== c.vocabSize || d !== c.dim) throw new Error(`DecoderLM ${prefix}: native embedding is [${v}, ${d}], expected [${c.vocabSize}, ${c.dim}]`);
+      this.storeEmbedding = null;
+    } else {
+      this.storeEmbedding = store.param(embedPath, [c.vocabSize, c.dim], { kind: 'normal', std: c.initStd });
+    }
+    this.layers = Array.from({ length: c.nLayers }, (_, i) => new DecoderBlock(store, `${prefix}.layers.${i}`, c, this.rope, weights));
     this.norm = new RMSNorm(store, `${prefix}.norm`, c.dim, { eps: c.normEps });
-    this.head = this.layout.head === 'untied' ? new Linear(store, `${prefix}.head`, c.dim, c.vocabSize, { bias: false, initStd: c.initStd }) : null;
+    this.head =
+      this.layout.head === 'untied'
+        ? new Linear(store, `${prefix}.head`, c.dim, c.vocabSize, { bias: false, initStd: c.initStd, native: weights.get(`${prefix}.head.weight`) })
+        : null;
+    const unused = [...weights.native.keys()].filter((k) => !weights.used.has(k));
+    if (unused.length) {
+      throw new Error(`DecoderLM ${prefix}: native weights for paths this model does not have: ${unused.slice(0, 6).join(', ')}${unused.length > 6 ? ', …' : ''}`);
+    }
   }
 
-  /** Token ids int32 [b, t] → embeddings [b, t, d]. */
+  /** The token embedding variable [v, d]; an error when it is native (read `nativeEmbedding`). */
+  get embedding(): tf.Variable {
+    if (!this.storeEmbedding) throw new Error(`DecoderLM ${this.prefix}: the token embedding is frozen outside the backend (read .nativeEmbedding)`);
+    return this.storeEmbedding;
+  }
+
+  /**
+   * Token ids int32 [b, t] → embeddings [b, t, d]. A native (frozen) table is read on the host:
+   * the rows are copied into one new tensor, which carries no gradient to the table.
+   */
   embed(ids: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       if (ids.rank !== 2 || ids.dtype !== 'int32') {
         throw new Error(`DecoderLM.embed: ids must be int32 [b, t], got ${ids.dtype} [${ids.shape}]`);
       }
-      return tf.gather(this.embedding, ids) as tf.Tensor3D; // [b, t, d]
+      const table = this.nativeEmbedding;
+      if (!table) return tf.gather(this.storeEmbedding as tf.Variable, ids) as tf.Tensor3D; // [b, t, d]
+      const [b, t] = ids.shape;
+      const d = table.cols;
+      const idv = ids.dataSync() as Int32Array;
+      const out = new Float32Array(idv.length * d);
+      for (let i = 0; i < idv.length; i++) {
+        const id = idv[i];
+        if (!(id >= 0 && id < table.rows)) throw new Error(`DecoderLM.embed: token id ${id} is outside the vocabulary 0 … ${table.rows - 1}`);
+        out.set(table.data.subarray(id * d, (id + 1) * d), i * d);
+      }
+      return tf.tensor3d(out, [b, t, d]);
     });
   }
 
@@ -237,7 +355,13 @@ export class DecoderLM {
       const hiddenStates: tf.Tensor3D[] = [inputsEmbeds.clone()];
       const attentions: tf.Tensor4D[] = [];
       let h = inputsEmbeds;
+      const fused = this.options.blockGrad === 'fused' && !opts.attnMasks && !opts.returnAttentions;
       this.layers.forEach((layer, i) => {
+        if (fused) {
+          h = fusedBlockForward(layer, h);
+          hiddenStates.push(h);
+          return;
+        }
         const r = layer.forward(h, opts.attnMasks?.[i], opts.returnAttentions ?? false);
         h = r.out;
         hiddenStates.push(h);
@@ -260,7 +384,8 @@ export class DecoderLM {
           if (d !== this.cfg.dim) throw new Error(`DecoderLM.logits: hidden states must be [b, t, ${this.cfg.dim}], got [${h.shape}]`);
           // [b·t, d] · Eᵀ with E [v, d]: the embedding matrix read as the output projection.
           const flat = tf.reshape(h, [b * t, d]) as tf.Tensor2D;
-          return tf.reshape(tf.matMul(flat, this.embedding as tf.Tensor2D, false, true), [b, t, this.cfg.vocabSize]) as tf.Tensor3D;
+          const logits = this.nativeEmbedding ? nativeMatMul(flat, this.nativeEmbedding, true) : tf.matMul(flat, this.embedding as tf.Tensor2D, false, true);
+          return tf.reshape(logits, [b, t, this.cfg.vocabSize]) as tf.Tensor3D;
         });
       case 'none':
         throw new Error(`DecoderLM ${this.prefix}: this model has no LM head (head: 'none'); configure head 'untied' or 'tied' to compute logits`);

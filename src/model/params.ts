@@ -71,9 +71,6 @@ function initValues(seed: number, path: string, size: number, init: ParamInit): 
   }
 }
 
-/** Distinguishes the variable names of replaced parameters (tfjs names must be unique). */
-let nextReplacement = 0;
-
 export class ParamStore {
   /** The seed every parameter's values derive from (with its path). */
   readonly seed: number;
@@ -114,16 +111,31 @@ export class ParamStore {
   }
 
   /**
-   * Replaces the parameter at `path` by one of another shape holding `values` (e.g. a token
-   * embedding grown by added tokens); the old variable is disposed.
+   * Creates the parameter at `path` from given values, replacing any existing one whatever its
+   * shape (a grown vocabulary; weights moved back from native memory). Modules built before
+   * hold the old variable: rebuild them.
    */
-  replace(path: string, shape: number[], values: Float32Array): tf.Variable {
-    const old = this.get(path);
-    if (values.length !== shapeSize(shape)) throw new Error(`ParamStore.replace: "${path}" gets ${values.length} values for shape [${shape}]`);
-    const v = tf.tidy(() => tf.variable(tf.tensor(values, shape, 'float32'), this.isTrainable(path), `notellm2_store${this.id}/${path}#${nextReplacement++}`));
-    old.dispose();
-    this.vars.set(path, v);
+  set(path: string, t: ParamTensor): tf.Variable {
+    if (t.data.length !== shapeSize(t.shape) || t.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+      throw new Error(`ParamStore.set: "${path}" gets ${t.data.length} values for shape [${t.shape}]`);
+    }
+    this.remove(path);
+    const v = this.param(path, t.shape, { kind: 'zeros' });
+    tf.tidy(() => v.assign(tf.tensor(t.data, t.shape, 'float32')));
     return v;
+  }
+
+  /**
+   * Removes the parameter at `path` and returns its values (null when absent): a frozen weight
+   * moved out of the backend (NativeMatrix), or one about to be replaced.
+   */
+  remove(path: string): ParamTensor | null {
+    const v = this.vars.get(path);
+    if (!v) return null;
+    const out = { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
+    v.dispose();
+    this.vars.delete(path);
+    return out;
   }
 
   has(path: string): boolean {

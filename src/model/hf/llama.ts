@@ -27,9 +27,13 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from '../../backend';
+import { NativeMatrix } from '../../backend/native-matmul';
 import { ParamStore } from '../params';
 import { DecoderLM, lmLayout, resolveLMConfig, type LMConfig, type LMHead, type ResolvedLMConfig } from '../lm';
-import { HfCheckpoint, type HfLoadOptions } from './weights';
+import { buildLMForTraining, growLMVocab, isNativePath, lmWeights, loadTrainedLM, parseLMTrain, type LMTrainMode } from '../lm-train';
+import type { ParamRecord } from '../params';
+import { writeJsonAtomic, writeSafetensorsLazy, type LazyFloat32Tensor } from '../checkpoint';
+import { HfCheckpoint, HF_WEIGHTS_FILE, type HfLoadOptions } from './weights';
 
 export const HF_CONFIG_FILE = 'config.json';
 
@@ -271,6 +275,8 @@ interface KeyTarget {
   transpose: boolean;
   /** What fixes the shape, for errors. */
   why: string;
+  /** Checked when present, not required (an lm_head the import leaves out). */
+  optional?: boolean;
 }
 
 /**
@@ -312,7 +318,7 @@ function expectedKeys(spec: HfLMSpec, base: string, prefix: string, loadHead: bo
   }
   vec(`${base}norm.weight`, `${prefix}.norm.weight`, c.dim, 'hidden_size');
   if (spec.storedHead) {
-    m.set('lm_head.weight', { path: loadHead ? `${prefix}.head.weight` : null, shape: [c.vocabSize, c.dim], transpose: true, why: 'vocab_size × hidden_size' });
+    m.set('lm_head.weight', { path: loadHead ? `${prefix}.head.weight` : null, shape: [c.vocabSize, c.dim], transpose: true, why: 'vocab_size × hidden_size', optional: !loadHead });
   }
   return m;
 }
@@ -335,6 +341,18 @@ export interface ImportHfLMOptions extends HfLoadOptions {
   store?: ParamStore;
   /** Parameter path prefix. Defaults to 'lm' (what NoteLLM2Model uses). */
   prefix?: string;
+  /**
+   * Lay the model out for training in this mode (`full`, `last:N`, `lora:R`; lm-train.ts): the
+   * weights the mode freezes are read straight into native memory (never into the wasm heap),
+   * LoRA factors are created, and the store's trainable flags are set. Defaults to none: every
+   * weight in the store, as a plain import.
+   */
+  train?: LMTrainMode | string;
+  /**
+   * Without `train`: decides per parameter path whether that weight goes to native memory
+   * (frozen) instead of the store; only the embedding, projection and head weights may.
+   */
+  native?: (path: string) => boolean;
 }
 
 export interface ImportedHfLM {
@@ -360,6 +378,10 @@ export async function importHfLM(folder: string, opts: ImportHfLMOptions = {}): 
   const prefix = opts.prefix ?? 'lm';
   const ownStore = !opts.store;
   const store = opts.store ?? new ParamStore(0);
+  const mode = opts.train === undefined ? null : typeof opts.train === 'string' ? parseLMTrain(opts.train) : opts.train;
+  if (mode && opts.native) throw new Error('importHfLM: give either train (a mode) or native (a per-path choice), not both');
+  const goesNative = mode ? (path: string) => isNativePath(mode, spec.lm, prefix, path) : (opts.native ?? (() => false));
+  const native = new Map<string, NativeMatrix>();
   try {
     const { loadedKeys, skippedKeys } = await withCheckpoint(folder, opts, async (ckpt) => {
       const base = detectBase(ckpt, spec, folder);
@@ -369,32 +391,83 @@ export async function importHfLM(folder: string, opts: ImportHfLMOptions = {}): 
       const skipped: string[] = [];
       for (const [key, target] of expected) {
         if (target.path === null) {
-          skipped.push(key);
+          if (ckpt.has(key)) skipped.push(key);
           continue;
         }
         const t = await ckpt.read(key);
-        const shape = target.transpose ? [target.shape[1], target.shape[0]] : target.shape;
-        const v = store.param(target.path, shape, { kind: 'zeros' });
-        tf.tidy(() => {
-          const x = tf.tensor(t.data, t.shape, 'float32');
-          v.assign(target.transpose ? tf.transpose(x) : x);
-        });
+        if (goesNative(target.path)) {
+          if (t.shape.length !== 2) throw new Error(`importHfLM: "${target.path}" is not a matrix and cannot be held natively`);
+          // Transposed on the host: the weight never passes through the backend.
+          const [r, c] = t.shape;
+          const data = target.transpose ? transposeHost(t.data, r, c) : t.data;
+          native.set(target.path, new NativeMatrix(data, target.transpose ? c : r, target.transpose ? r : c, target.path));
+        } else {
+          const shape = target.transpose ? [target.shape[1], target.shape[0]] : target.shape;
+          const v = store.param(target.path, shape, { kind: 'zeros' });
+          tf.tidy(() => {
+            const x = tf.tensor(t.data, t.shape, 'float32');
+            v.assign(target.transpose ? tf.transpose(x) : x);
+          });
+        }
         loaded.push(key);
       }
       await checkExtras(ckpt, spec, base, skipped);
       return { loadedKeys: loaded, skippedKeys: skipped };
     });
-    // Every parameter the model reads now exists, so the constructor creates none of its own;
-    // a path it would create anyway means the mapping above and the model disagree.
+    // Every parameter the model reads now exists, so the constructor creates none of its own
+    // (LoRA factors aside); a path it would create anyway means the mapping above and the model disagree.
     const before = new Set(store.list(prefix));
-    const lm = new DecoderLM(spec.lm, store, prefix);
-    const created = store.list(prefix).filter((p) => !before.has(p));
+    const lm = mode ? buildLMForTraining(spec.lm, store, mode, { prefix, native }) : new DecoderLM(spec.lm, store, prefix, { native });
+    const created = store.list(prefix).filter((p) => !before.has(p) && !/\.lora_[ab]$/.test(p));
     if (created.length) throw new Error(`importHfLM: ${folder} left parameters ${created.join(', ')} without a checkpoint tensor`);
     return { lm, store, spec, loadedKeys, skippedKeys };
   } catch (e) {
+    for (const m of native.values()) m.release();
     if (ownStore) store.dispose();
     throw e;
   }
+}
+
+export interface RestoreHfLMOptions extends Omit<ImportHfLMOptions, 'train' | 'native'> {
+  /** The vocabulary the trained model had (after special tokens were added); grown from the base folder's with growLMVocab. */
+  vocabSize?: number;
+}
+
+/**
+ * Restores a model trained in `mode` from its base folder and the trained tensors alone
+ * (exportTrainedLM's record: LoRA factors, the last N layers, or everything under full):
+ * imports the folder laid out for the mode (head 'none' unless told), grows the vocabulary
+ * as it was grown for training (new rows the mean of the base rows, as then), and loads the
+ * record, which must hold exactly the mode's trained tensors.
+ */
+export async function restoreHfLM(folder: string, mode: LMTrainMode | string, trained: ParamRecord, opts: RestoreHfLMOptions = {}): Promise<ImportedHfLM> {
+  const imp = await importHfLM(folder, { ...opts, head: opts.head ?? 'none', train: mode });
+  try {
+    let lm = imp.lm;
+    if (opts.vocabSize !== undefined && opts.vocabSize !== lm.cfg.vocabSize) lm = growLMVocab(imp.store, lm, opts.vocabSize);
+    loadTrainedLM(imp.store, lm, mode, trained);
+    return { ...imp, lm, spec: { ...imp.spec, lm: lm.cfg } };
+  } catch (e) {
+    if (!opts.store) imp.store.dispose();
+    throw e;
+  }
+}
+
+/** [r, c] row-major → [c, r], in tiles so both sides stay in cache. */
+export function transposeHost(data: Float32Array, r: number, c: number): Float32Array {
+  const out = new Float32Array(r * c);
+  const T = 32;
+  for (let i0 = 0; i0 < r; i0 += T) {
+    const i1 = Math.min(r, i0 + T);
+    for (let j0 = 0; j0 < c; j0 += T) {
+      const j1 = Math.min(c, j0 + T);
+      for (let i = i0; i < i1; i++) {
+        const row = i * c;
+        for (let j = j0; j < j1; j++) out[j * r + i] = data[row + j];
+      }
+    }
+  }
+  return out;
 }
 
 async function withCheckpoint<T>(folder: string, opts: HfLoadOptions, fn: (c: HfCheckpoint) => Promise<T>): Promise<T> {
@@ -418,7 +491,7 @@ function detectBase(ckpt: HfCheckpoint, spec: HfLMSpec, folder: string): string 
 
 /** Missing keys, unexpected keys and shape mismatches, all before any data is read. */
 function checkKeys(ckpt: HfCheckpoint, expected: Map<string, KeyTarget>, spec: HfLMSpec, folder: string): void {
-  const missing = [...expected.keys()].filter((k) => !ckpt.has(k));
+  const missing = [...expected].filter(([k, t]) => !t.optional && !ckpt.has(k)).map(([k]) => k);
   if (missing.length) {
     const tiedHint = missing.includes('lm_head.weight') ? ' (config.json says tie_word_embeddings false for a …ForCausalLM, so lm_head.weight must be stored)' : '';
     throw new Error(`${folder}: ${missing.length} weight${missing.length > 1 ? 's' : ''} that ${spec.architecture}'s config.json implies are missing: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}${tiedHint}`);
@@ -432,7 +505,8 @@ function checkKeys(ckpt: HfCheckpoint, expected: Map<string, KeyTarget>, spec: H
     );
   }
   for (const [key, t] of expected) {
-    const info = ckpt.info(key)!;
+    const info = ckpt.info(key);
+    if (!info) continue; // an optional key that is absent
     if (info.shape.length !== t.shape.length || info.shape.some((d, i) => d !== t.shape[i])) {
       throw new Error(`${info.file}: tensor "${key}" has shape [${info.shape}] but config.json implies [${t.shape}] (${t.why})`);
     }
@@ -464,4 +538,82 @@ async function checkExtras(ckpt: HfCheckpoint, spec: HfLMSpec, base: string, ski
     });
     skipped.push(key);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export: a DecoderLM back to a Hugging Face folder
+// ---------------------------------------------------------------------------------------------
+
+export interface WriteHfLMOptions {
+  /**
+   * The source folder's config.json as parsed JSON: the export's config starts from it (every
+   * field kept) and must describe the same architecture as the model (vocabulary and head aside).
+   */
+  sourceConfig: Record<string, unknown>;
+}
+
+export interface WrittenHfLM {
+  configPath: string;
+  weightsPath: string;
+  /** The tensor keys written, sorted. */
+  keys: string[];
+}
+
+/**
+ * Writes `lm` as a Hugging Face folder: config.json and model.safetensors (float32).
+ *
+ * config.json is the source config with `vocab_size` set to the model's (grown) vocabulary,
+ * `architectures` as the source's, `torch_dtype`/`dtype` (where present) float32 as written,
+ * and `tie_word_embeddings` true only for a tied head: false when the head is untied or absent
+ * (representation training builds none), so no reader makes a head out of the embedding.
+ * Such an export without a head loads with AutoModel (LlamaModel / Qwen2Model) and with
+ * importHfLM(…, { head: 'none' }); AutoModelForCausalLM would initialise a fresh lm_head.
+ *
+ * model.safetensors holds every weight under its Hugging Face key (model.embed_tokens.weight,
+ * model.layers.N.self_attn.{q,k,v,o}_proj.{weight,bias}, model.layers.N.mlp.{gate,up,down}_proj.weight,
+ * model.layers.N.{input,post_attention}_layernorm.weight, model.norm.weight, lm_head.weight for an
+ * untied head only), projections transposed back to [out, in], LoRA adapters merged into the
+ * weights they adapt (W + (alpha/r)·A·B). Tensors are produced one at a time while writing.
+ */
+export async function writeHfLMFolder(dir: string, store: ParamStore, lm: DecoderLM, opts: WriteHfLMOptions): Promise<WrittenHfLM> {
+  const src = parseHfLMConfig(opts.sourceConfig, 'writeHfLMFolder: source config.json');
+  const head = lmLayout(lm.cfg).head;
+  // The source must describe this model: same fields, vocabulary and head aside.
+  const facts = (c: ResolvedLMConfig) => {
+    const l = lmLayout(c);
+    return { dim: c.dim, nLayers: c.nLayers, nHeads: c.nHeads, mlpHidden: c.mlpHidden, ropeTheta: c.ropeTheta, normEps: c.normEps,
+      nKVHeads: l.nKVHeads, headDim: l.headDim, qkvBias: l.qkvBias, oBias: l.oBias, mlpBias: l.mlpBias };
+  };
+  const want = facts(src.lm), have = facts(lm.cfg);
+  const differs = (Object.keys(want) as Array<keyof typeof want>).filter((k) => want[k] !== have[k]);
+  if (differs.length) {
+    throw new Error(`writeHfLMFolder: the source config.json does not describe this model (${differs.map((k) => `${k}: ${want[k]} in the config, ${have[k]} in the model`).join(', ')})`);
+  }
+  if (lm.cfg.vocabSize < src.lm.vocabSize) throw new Error(`writeHfLMFolder: the model's vocabulary (${lm.cfg.vocabSize}) is smaller than the source's (${src.lm.vocabSize})`);
+  if (head === 'untied' && !isCausal(src.architecture)) throw new Error(`writeHfLMFolder: the model has an LM head but ${src.architecture} has none`);
+
+  const config: Record<string, unknown> = { ...opts.sourceConfig, vocab_size: lm.cfg.vocabSize, tie_word_embeddings: head === 'tied' };
+  for (const key of ['torch_dtype', 'dtype']) if (key in config) config[key] = 'float32';
+
+  const spec: HfLMSpec = { architecture: src.architecture, family: src.family, storedHead: head === 'untied', tiedEmbeddings: head === 'tied', lm: lm.cfg };
+  const expected = expectedKeys(spec, 'model.', lm.prefix, head === 'untied');
+  const weights = lmWeights(store, lm);
+  const tensors: Record<string, LazyFloat32Tensor> = {};
+  const used = new Set<string>();
+  for (const [key, t] of expected) {
+    if (t.path === null) continue;
+    const w = weights.get(t.path);
+    if (!w) throw new Error(`writeHfLMFolder: the model has no "${t.path}" for "${key}"`);
+    used.add(t.path);
+    const [r, c] = w.shape;
+    tensors[key] = { shape: t.shape, produce: t.transpose ? () => transposeHost(w.values(), r, c) : w.values };
+  }
+  const left = [...weights.keys()].filter((p) => !used.has(p));
+  if (left.length) throw new Error(`writeHfLMFolder: no Hugging Face key for ${left.slice(0, 4).join(', ')}`);
+  await fsp.mkdir(dir, { recursive: true });
+  const weightsPath = join(dir, HF_WEIGHTS_FILE);
+  await writeSafetensorsLazy(weightsPath, tensors, { format: 'pt' });
+  const configPath = join(dir, HF_CONFIG_FILE);
+  await writeJsonAtomic(configPath, config);
+  return { configPath, weightsPath, keys: Object.keys(tensors).sort() };
 }

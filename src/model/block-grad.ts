@@ -1,0 +1,198 @@
+/**
+ * A decoder layer's training pass with its backward written out (DecoderLMOptions.blockGrad
+ * 'fused'): one tape node per layer instead of a few dozen.
+ *
+ * Why: tfjs's automatic gradient keeps, until the whole backward pass ends, every tensor any
+ * op saves for its gradient (an Add keeps both inputs, a bias add its whole output) and every
+ * intermediate gradient. At a real LLM size that is ~150 MB per layer for a batch of 1024
+ * tokens and the 4 GB wasm heap runs out long before the model does. Here a layer saves only
+ * what its backward needs (x, q and k after RoPE, v, the attention probabilities, the
+ * attention output, the residual after attention, the SwiGLU's gate and up: 5⅔·[N, d]-ish +
+ * 2·[N, f]), recomputes the cheap rest (both RMSNorm outputs, σ(gate), the gated product,
+ * LoRA's x·A), and frees its temporaries as it goes. Frozen weights get no gradient at all:
+ * only the layer's trainable variables are inputs of the node.
+ *
+ * The forward is the same ops in the same order as DecoderBlock.forward (bit-identical
+ * values); the backward computes the same gradients (test/model/lm-train.test.ts checks both
+ * against the automatic gradient).
+ *
+ * Legend: b batch, t tokens, N = b·t, d width, h query heads, kv key/value heads, g = h/kv,
+ * hd head width, f SwiGLU hidden width, r LoRA rank.
+ */
+import { tf } from '../backend';
+import { nativeProduct } from '../backend/native-matmul';
+import { rmsNormBackward, rmsNormForward, rmsNormKernelAvailable } from '../backend/rmsnorm-kernel';
+import { gateBackward, gateForward, gateKernelAvailable } from '../backend/gate-kernel';
+import { causalBias } from './attention';
+import type { Linear, RMSNorm } from './layers';
+import type { DecoderBlock } from './lm';
+
+type T = tf.Tensor;
+
+/** RMSNorm over rows of x [N, d]: [y, r] with r [N, 1] (the kernel where it runs). */
+function rmsForward(x: T, norm: RMSNorm): [T, T] {
+  const d = x.shape[1] as number;
+  if (rmsNormKernelAvailable(d)) return rmsNormForward(x, norm.weight, norm.eps);
+  const r = tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), norm.eps));
+  return [tf.mul(tf.mul(x, r), norm.weight), r];
+}
+
+/** [∂x, ∂w] of the RMSNorm above (layers.ts has the formulas). */
+function rmsBackward(dy: T, x: T, norm: RMSNorm, r: T): [T, T] {
+  const d = x.shape[1] as number;
+  if (rmsNormKernelAvailable(d)) return rmsNormBackward(dy, x, norm.weight, r);
+  const xr = tf.mul(x, r);
+  const g = tf.mul(dy, norm.weight);
+  const dx = tf.mul(r, tf.sub(g, tf.mul(xr, tf.mean(tf.mul(g, xr), 1, true))));
+  return [dx, colSum(tf.mul(dy, xr))];
+}
+
+/** silu(g)·u and s = σ(g). */
+function gateValue(g: T, u: T): { m: T; s: T } {
+  const s = tf.sigmoid(g);
+  return { m: gateKernelAvailable() ? gateForward(g, s, u) : tf.mul(tf.mul(g, s), u), s };
+}
+
+/** [∂g, ∂u] of silu(g)·u given s = σ(g) (layers.ts siluGate has the formulas). */
+function gateGrad(dy: T, g: T, u: T, s: T): [T, T] {
+  if (gateKernelAvailable()) return gateBackward(dy, g, u, s);
+  const a = tf.mul(g, s);
+  return [tf.mul(tf.mul(dy, u), tf.mul(s, tf.add(tf.sub(g, a), 1))), tf.mul(dy, a)];
+}
+
+/** Column sums of [N, n] → [n], as a product with a ones row (a leading-axis reduction transposes first on wasm). */
+function colSum(x: T): T {
+  const [n, c] = x.shape;
+  return tf.reshape(tf.matMul(tf.ones([1, n]) as tf.Tensor2D, x as tf.Tensor2D), [c]);
+}
+
+/**
+ * Backward of y = x·W (+ b) (+ (alpha/r)·(x·A)·B) for x [N, in], dy [N, out]: ∂x, and the
+ * gradients of whichever of W, b, A, B are trainable variables.
+ */
+function linearBackward(lin: Linear, x: T, dy: T, grads: Map<tf.Variable, T>): T {
+  let dx: T = lin.native ? nativeProduct(dy as tf.Tensor2D, lin.native, true) : tf.matMul(dy as tf.Tensor2D, lin.weight as tf.Tensor2D, false, true);
+  if (!lin.native && lin.weight.trainable) grads.set(lin.weight, tf.matMul(x as tf.Tensor2D, dy as tf.Tensor2D, true, false));
+  if (lin.bias?.trainable) grads.set(lin.bias, colSum(dy));
+  if (lin.lora) {
+    const { a, b, scale } = lin.lora;
+    const dxa = tf.mul(tf.matMul(dy as tf.Tensor2D, b as tf.Tensor2D, false, true), scale); // [N, r] = ∂L/∂(x·A)
+    if (b.trainable) grads.set(b, tf.matMul(tf.mul(tf.matMul(x as tf.Tensor2D, a as tf.Tensor2D), scale) as tf.Tensor2D, dy as tf.Tensor2D, true, false));
+    if (a.trainable) grads.set(a, tf.matMul(x as tf.Tensor2D, dxa as tf.Tensor2D, true, false));
+    dx = tf.add(dx, tf.matMul(dxa as tf.Tensor2D, a as tf.Tensor2D, false, true));
+  }
+  return dx;
+}
+
+/** The layer's variables in a fixed order (store-held weights, biases, norm gains, LoRA factors). */
+export function blockVariables(block: DecoderBlock): tf.Variable[] {
+  const out: tf.Variable[] = [block.attnNorm.weight, block.mlpNorm.weight];
+  for (const lin of [block.attn.q, block.attn.k, block.attn.v, block.attn.o, block.mlp.gate, block.mlp.up, block.mlp.down]) {
+    if (!lin.native) out.push(lin.weight);
+    if (lin.bias) out.push(lin.bias);
+    if (lin.lora) out.push(lin.lora.a, lin.lora.b);
+  }
+  return out;
+}
+
+/** Forward of one layer on x [N, d] (b, t given), and the tensors its backward needs. */
+function forwardCore(block: DecoderBlock, x: T, b: number, t: number): { out: T; saved: T[] } {
+  const { heads: h, kvHeads: kv, headDim: hd, rope } = block.attn.cfg;
+  const g = h / kv;
+  const N = b * t;
+  const [h1] = rmsForward(x, block.attnNorm);
+  const q = block.attn.q.apply(h1), k = block.attn.k.apply(h1), v = block.attn.v.apply(h1);
+  const scale = 1 / Math.sqrt(hd);
+  const q4 = tf.reshape(q, [b, t, h, hd]);
+  const k4 = tf.reshape(k, [b, t, kv, hd]);
+  const qr = rope ? rope.apply(q4, 0, scale) : tf.mul(q4, scale);
+  const kr = rope ? rope.apply(k4, 0) : k4;
+  const qh = tf.transpose(qr, [0, 2, 1, 3]); // [b, h, t, hd]
+  const kt = tf.transpose(kr, [0, 2, 3, 1]); // [b, kv, hd, t]
+  const vh = tf.transpose(tf.reshape(v, [b, t, kv, hd]), [0, 2, 1, 3]); // [b, kv, t, hd]
+  const raw = g === 1 ? tf.matMul(qh, kt) : tf.reshape(tf.matMul(tf.reshape(qh, [b, kv, g * t, hd]), kt), [b, h, t, t]);
+  const p = tf.softmax(tf.add(raw, causalBias(t))); // [b, h, t, t]
+  const ctx = g === 1 ? tf.matMul(p, vh) : tf.reshape(tf.matMul(tf.reshape(p, [b, kv, g * t, t]), vh), [b, h, t, hd]);
+  const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [N, h * hd]);
+  const xm = tf.add(x, block.attn.o.apply(merged)); // [N, d]
+  const [h2, r2] = rmsForward(xm, block.mlpNorm);
+  const gg = block.mlp.gate.apply(h2), uu = block.mlp.up.apply(h2);
+  const { m } = gateValue(gg, uu);
+  const out = tf.add(xm, block.mlp.down.apply(m));
+  // r1 is recomputed with h1 in the backward (one [N, 1] column is not worth a second path).
+  return { out, saved: [x, qh, kt, vh, p, merged, xm, r2, gg, uu] };
+}
+
+/** The layer's backward: ∂x and the gradients of its trainable variables. */
+function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: number, grads: Map<tf.Variable, T>): T {
+  const [x, qh, kt, vh, p, merged, xm, r2, gg, uu] = saved;
+  const { heads: h, kvHeads: kv, headDim: hd, rope } = block.attn.cfg;
+  const g = h / kv;
+  const N = b * t;
+  const keep = (v: tf.Variable, grad: T) => {
+    if (v.trainable) grads.set(v, grad);
+  };
+
+  // MLP: out = xm + down(silu(gate(h2))·up(h2)), h2 = norm2(xm).
+  const [h2] = rmsForward(xm, block.mlpNorm);
+  const { m, s } = gateValue(gg, uu);
+  const dm = linearBackward(block.mlp.down, m, dy, grads);
+  const [dg, du] = gateGrad(dm, gg, uu, s);
+  const dh2 = tf.add(linearBackward(block.mlp.gate, h2, dg, grads), linearBackward(block.mlp.up, h2, du, grads));
+  const [dxmNorm, dw2] = rmsBackward(dh2, xm, block.mlpNorm, r2);
+  keep(block.mlpNorm.weight, dw2);
+  const dxm = tf.add(dy, dxmNorm);
+
+  // Attention: xm = x + o(merged), merged = heads of softmax(q·kᵀ + causal)·v.
+  const dmerged = linearBackward(block.attn.o, merged, dxm, grads);
+  const dctx = tf.reshape(tf.transpose(tf.reshape(dmerged, [b, t, h, hd]), [0, 2, 1, 3]), [b, kv, g * t, hd]);
+  const pg = tf.reshape(p, [b, kv, g * t, t]);
+  const dp = tf.reshape(tf.matMul(dctx, vh, false, true), [b, h, t, t]);
+  const dvh = tf.matMul(pg, dctx, true, false); // [b, kv, t, hd]
+  // softmax: ∂s = P ⊙ (∂P − Σ_j ∂P ⊙ P); masked entries have P = 0 and get none.
+  const ds = tf.reshape(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), [b, kv, g * t, t]);
+  const dqh = tf.matMul(ds, kt, false, true); // [b, kv, g·t, hd]
+  const dkt = tf.matMul(tf.reshape(qh, [b, kv, g * t, hd]), ds, true, false); // [b, kv, hd, t]
+  const scale = 1 / Math.sqrt(hd);
+  const dqr = tf.transpose(tf.reshape(dqh, [b, h, t, hd]), [0, 2, 1, 3]); // [b, t, h, hd]
+  const dkr = tf.transpose(dkt, [0, 3, 1, 2]); // [b, t, kv, hd]
+  const dq = tf.reshape(rope ? rope.applyGrad(dqr, 0, scale) : tf.mul(dqr, scale), [N, h * hd]);
+  const dk = tf.reshape(rope ? rope.applyGrad(dkr, 0) : dkr, [N, kv * hd]);
+  const dv = tf.reshape(tf.transpose(dvh, [0, 2, 1, 3]), [N, kv * hd]);
+  const [h1, r1] = rmsForward(x, block.attnNorm);
+  const dh1 = tf.addN([linearBackward(block.attn.q, h1, dq, grads), linearBackward(block.attn.k, h1, dk, grads), linearBackward(block.attn.v, h1, dv, grads)]);
+  const [dxNorm, dw1] = rmsBackward(dh1, x, block.attnNorm, r1);
+  keep(block.attnNorm.weight, dw1);
+  return tf.add(dxm, dxNorm);
+}
+
+/**
+ * One decoder layer on x [b, t, d] as a single differentiable op whose inputs are x and the
+ * layer's trainable variables (read at call time). Without a gradient tape it is just the forward.
+ */
+export function fusedBlockForward(block: DecoderBlock, x: tf.Tensor3D): tf.Tensor3D {
+  const [b, t, d] = x.shape;
+  const vars = blockVariables(block).filter((v) => v.trainable);
+  type Save = (ts: T[]) => void;
+  const f = (...args: unknown[]) => {
+    const save = args[args.length - 1] as Save;
+    const xIn = args[0] as T;
+    const { out, saved } = forwardCore(block, tf.reshape(xIn, [b * t, d]), b, t);
+    save(saved);
+    return {
+      value: tf.reshape(out, [b, t, d]),
+      gradFunc: (dy: T, kept: T[]) =>
+        tf.tidy(() => {
+          const grads = new Map<tf.Variable, T>();
+          const dx = backwardCore(block, tf.reshape(dy, [b * t, d]), kept, b, t, grads);
+          return [tf.reshape(dx, [b, t, d]), ...vars.map((v) => {
+            const gr = grads.get(v);
+            if (!gr) throw new Error(`fusedBlockForward ${block.path}: no gradient computed for a trainable variable of shape [${v.shape}]`);
+            return gr;
+          })];
+        }),
+    };
+  };
+  const op = tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...xs: T[]) => T;
+  return op(x, ...vars) as tf.Tensor3D;
+}
