@@ -23,7 +23,7 @@ import type { ParamStore } from '../model/params';
 import type { ResolvedModelConfig } from '../model/config';
 import type { NoteLLM2Model } from '../model/notellm2';
 import type { PromptEncoder } from '../model/batch';
-import { CHECKPOINT_FILES, loadCheckpoint } from '../model/checkpoint';
+import { CHECKPOINT_FILES, interruptedSave, interruptedSaveHint, loadCheckpoint } from '../model/checkpoint';
 import { resolveTrainConfig, type ResolvedTrainConfig } from '../train/config';
 import { CHECKPOINT_CHOICES, checkpointSlot, type CheckpointChoice } from '../train/trainer';
 import { buildInputs, embedNotes, type EmbedOptions, type RepresentationBatch, type VisionSource } from '../train/representation';
@@ -55,7 +55,12 @@ export function resolveCheckpointDir(path: string, which: CheckpointChoice = 'be
   const has = (d: string) => existsSync(join(d, CHECKPOINT_FILES.weights));
   if (has(dir)) return dir;
   const other: CheckpointChoice = which === 'best' ? 'last' : 'best';
-  for (const kind of [which, other]) if (has(checkpointSlot(dir, kind))) return checkpointSlot(dir, kind);
+  for (const kind of [which, other]) {
+    const slot = checkpointSlot(dir, kind);
+    if (has(slot)) return slot;
+    // Falling back from an interrupted best/ to last/ would evaluate another model than asked.
+    if (interruptedSave(slot).previous) throw new Error(`checkpoint ${path}: ${slot} is missing${interruptedSaveHint(slot)}`);
+  }
   const runCheckpoints = checkpointsRoot(dir);
   if (existsSync(runCheckpoints)) {
     const variants = checkpointVariants(dir);
@@ -64,9 +69,11 @@ export function resolveCheckpointDir(path: string, which: CheckpointChoice = 'be
       throw new Error(`checkpoint ${path}: a run folder with ${variants.length} variants; name one of ${variants.map((v) => join(runCheckpoints, v)).join(', ')}`);
     }
   }
+  // A save killed between its two renames leaves no checkpoint but the previous one aside.
+  const hint = interruptedSaveHint(dir);
   throw new Error(
-    `checkpoint ${path}: no ${CHECKPOINT_FILES.weights} in ${dir}, ${checkpointSlot(dir, 'best')} or ${checkpointSlot(dir, 'last')} ` +
-      `(expected a variant's checkpoint folder such as ${join('runs', '<run>', RUN_DIRS.checkpoints, '<preset>-s<seed>')})`,
+    `checkpoint ${path}: no ${CHECKPOINT_FILES.weights} in ${dir}, ${checkpointSlot(dir, 'best')} or ${checkpointSlot(dir, 'last')}` +
+      (hint || ` (expected a variant's checkpoint folder such as ${join('runs', '<run>', RUN_DIRS.checkpoints, '<preset>-s<seed>')})`),
   );
 }
 
