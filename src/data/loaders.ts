@@ -46,7 +46,7 @@ export interface LoadOptions {
    * Side the 'decode' check decodes at: the vision tower's input side, so what the check accepts
    * is exactly what training decodes. Defaults to DEFAULT_CHECK_SIZE.
    */
-  imageSize?: number;
+  imageSize?: number | readonly number[];
   /** Folder remembering 'decode' outcomes per image file (e.g. CACHE_DIR); none: decode every time. */
   cacheDir?: string;
   /** Image checks in flight at once. Defaults to 4. */
@@ -381,6 +381,18 @@ async function listFolder(path: string): Promise<Set<string> | null> {
   }
 }
 
+/** The 'decode' check at every requested size: a file fails when it fails at any of them. */
+async function decodeCheck(dir: string, paths: string[], opts: LoadOptions, concurrency: number): Promise<Map<string, string | null>> {
+  const sizes = opts.imageSize === undefined ? [DEFAULT_CHECK_SIZE] : typeof opts.imageSize === 'number' ? [opts.imageSize] : [...new Set(opts.imageSize)];
+  const out = new Map<string, string | null>(paths.map((p) => [p, null]));
+  for (const size of sizes) {
+    for (const [p, err] of await checkImages(dir, paths, size, { cacheDir: opts.cacheDir, concurrency })) {
+      if (err && !out.get(p)) out.set(p, sizes.length > 1 ? `at ${size} px: ${err}` : err);
+    }
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The dataset
 
@@ -451,7 +463,7 @@ export async function loadDataset(dirIn: string, opts: LoadOptions = {}): Promis
   // remembered in cacheDir); 'header' reads headers only.
   const failures =
     imageCheck === 'decode'
-      ? await checkImages(dir, [...new Set(found.map((f) => f.path))], opts.imageSize ?? DEFAULT_CHECK_SIZE, { cacheDir: opts.cacheDir, concurrency })
+      ? await decodeCheck(dir, [...new Set(found.map((f) => f.path))], opts, concurrency)
       : imageCheck === 'header'
         ? new Map(await mapPool([...new Set(found.map((f) => f.path))], concurrency, async (p) => [p, await probeImage(p, 'header')] as const))
         : new Map<string, string | null>();

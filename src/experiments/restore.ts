@@ -15,7 +15,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initBackend } from '../backend';
-import { loadDataset } from '../data/loaders';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
 import type { Dataset, Note } from '../data/schema';
 import type { ImageStore } from '../data/images';
@@ -28,7 +27,7 @@ import { resolveTrainConfig, type ResolvedTrainConfig } from '../train/config';
 import { CHECKPOINT_CHOICES, checkpointSlot, type CheckpointChoice } from '../train/trainer';
 import { buildInputs, embedNotes, type EmbedOptions, type RepresentationBatch, type VisionSource } from '../train/representation';
 import { EmbeddingCatalogue } from '../eval/catalogue';
-import { ensureDataset } from './datasets';
+import { ensureDataset, loadRunDataset, type RunDataOptions } from './datasets';
 import { buildVariantModel, runNoteIds } from './variant';
 import { checkpointsRoot, checkpointVariants, RUN_DIRS, variantCheckpointDir } from './run-folder';
 
@@ -41,6 +40,8 @@ export interface CheckpointConfig {
   datasetDir?: string;
   tokenizerPath?: string;
   pretrained?: { lm?: string; vit?: string };
+  /** How the run read its dataset, when it left bad rows out (--skip-bad). */
+  data?: RunDataOptions;
 }
 
 /**
@@ -94,7 +95,10 @@ export interface RestoreOptions {
   which?: CheckpointChoice;
   /** Tokenizer file; defaults to the one named in config.json. */
   tokenizer?: string;
-  /** Skip bad dataset rows instead of failing (as the run did with --skip-bad). */
+  /**
+   * Skip bad dataset rows instead of failing. Defaults to what the run did: a checkpoint trained
+   * with --skip-bad is read with it (its config.json says so).
+   */
   skipBad?: boolean;
   /**
    * Notes beyond the training and test pairs' notes that will be embedded (their image
@@ -137,7 +141,9 @@ export async function restoreVariant(path: string, opts: RestoreOptions = {}): P
   if (opts.dataset !== undefined) datasetDir = (await ensureDataset(opts.dataset)).dir;
   else if (config.datasetDir) datasetDir = config.datasetDir;
   else throw new Error(`${configFile}: names no datasetDir (an older checkpoint); pass the dataset (--dataset synth|openmoji|<dir>)`);
-  const { dataset } = await loadDataset(datasetDir, { images: 'exists', skipBad: opts.skipBad });
+  // The dataset as the run read it: the same image check and the same rows left out.
+  const data: RunDataOptions = { skipBad: opts.skipBad ?? config.data?.skipBad, imageSizes: config.data?.imageSizes ?? [config.model.vision.imageSize] };
+  const { dataset } = await loadRunDataset(datasetDir, data);
 
   const tokenizerPath = opts.tokenizer ?? config.tokenizerPath;
   if (!tokenizerPath) throw new Error(`${configFile}: names no tokenizerPath; pass the tokenizer file the model was trained with`);

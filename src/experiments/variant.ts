@@ -5,7 +5,6 @@
  */
 import { join } from 'node:path';
 import { initBackend } from '../backend';
-import { loadDataset } from '../data/loaders';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
 import { ImageStore } from '../data/images';
 import type { Dataset } from '../data/schema';
@@ -19,6 +18,7 @@ import { train } from '../train/trainer';
 import { RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } from '../train/representation';
 import { presetConfig } from './presets';
 import { evaluateVariant } from './evaluate';
+import { loadRunDataset, type RunDataOptions } from './datasets';
 import type { VariantResult } from './results';
 
 export interface VariantSpec {
@@ -38,8 +38,8 @@ export interface VariantSpec {
   /** Save the test-note embeddings of n_m here (an EmbeddingCatalogue folder). */
   embeddingsDir?: string;
   progress?: 'auto' | 'bar' | 'lines' | 'silent';
-  /** Skip bad dataset rows (the runner's preparation has reported them). */
-  skipBad?: boolean;
+  /** How the run reads the dataset (the runner's preparation has reported what it left out). */
+  data: RunDataOptions;
 }
 
 /** What a variant's model is built from: runVariant trains it, restoreVariant and loadTrainedVariant read it back. */
@@ -123,7 +123,7 @@ export async function buildVariantModel(spec: VariantModelSpec): Promise<Variant
 
 export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
   const backend = await initBackend();
-  const { dataset } = await loadDataset(spec.datasetDir, { images: 'exists', skipBad: spec.skipBad });
+  const { dataset } = await loadRunDataset(spec.datasetDir, spec.data);
   const tokenizer = loadTokenizer(spec.tokenizerPath);
   const modelCfg = resolveModelConfig({ ...presetConfig(spec.preset), ...spec.model }, tokenizer.vocabSize);
   const trainCfg = resolveTrainConfig(spec.train);
@@ -141,7 +141,18 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     const task = new RepresentationTask(model, encoder, vision, dataset.notes, dataset.pairs.train, dataset.pairs.val, trainCfg);
     const result = await train(task, store, trainCfg, {
       checkpointDir: spec.checkpointDir,
-      config: { model: modelCfg, train: trainCfg, preset: spec.preset, name: spec.name, datasetDir: spec.datasetDir, tokenizerPath: spec.tokenizerPath, pretrained: spec.pretrained },
+      // How the run read its dataset, only when it left bad rows out (strict runs keep the
+      // config.json they always had): eval, embed and saliency on the checkpoint read it alike.
+      config: {
+        model: modelCfg,
+        train: trainCfg,
+        preset: spec.preset,
+        name: spec.name,
+        datasetDir: spec.datasetDir,
+        tokenizerPath: spec.tokenizerPath,
+        pretrained: spec.pretrained,
+        ...(spec.data.skipBad && { data: spec.data }),
+      },
       tauPath: TAU_PATH,
       progress: { label: `${spec.name} s${spec.seed}`, mode: spec.progress ?? 'auto' },
     });

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { Rng, tf } from '../backend';
 import { crashPoint } from '../backend/crash-points';
+import { firstDifference } from '../backend/json-diff';
 import type { ParamStore } from '../model/params';
 import { CHECKPOINT_FILES, loadCheckpoint, recoverCheckpoint, saveCheckpoint } from '../model/checkpoint';
 import { AdamW, learningRateAt } from './optim';
@@ -178,9 +179,10 @@ export async function train<B>(task: TrainTask<B>, store: ParamStore, cfg: Resol
   if (lastDir && (opts.resume ?? true) && existsSync(join(lastDir, CHECKPOINT_FILES.weights))) {
     const ck = await loadCheckpoint(lastDir);
     // Resuming under another configuration would silently continue (or skip) the wrong run.
-    if (opts.config !== undefined && JSON.stringify(ck.config) !== JSON.stringify(opts.config)) {
+    const diff = opts.config === undefined ? null : firstDifference(ck.config, opts.config);
+    if (diff) {
       throw new Error(
-        `${lastDir} holds a checkpoint of a different configuration; ` +
+        `${lastDir} holds a checkpoint of a different configuration (${diff.path} is ${diff.a} there, ${diff.b} now); ` +
           'resume only with the configuration that wrote it, or remove that folder (or choose another output folder) to start afresh',
       );
     }
