@@ -1,10 +1,10 @@
 /**
- * Results as tables (danfojs DataFrames) and files: results.json (docs/architecture.md "Contracts",
- * with mean ± std over seeds), results.csv (one row per variant × subset), curves.json
- * (training curves for the report), and the printed recall table.
+ * Results as tables (ResultsTable: columns and rows, what notebooks show with showTable) and
+ * files: results.json (docs/architecture.md "Contracts", with mean ± std over seeds), results.csv
+ * (one row per variant × subset), curves.json (training curves for the report), and the printed
+ * recall table.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import * as dfd from 'danfojs-node';
 import { writeFileAtomic } from '../model/checkpoint';
 import { firstDifference } from '../backend/json-diff';
 import type { ResolvedModelConfig } from '../model/config';
@@ -183,14 +183,64 @@ export function resultRows(results: AblationResults): TableRow[] {
   return rows;
 }
 
-/** The results as a danfojs DataFrame (rows as in resultRows). */
-export function resultsFrame(results: AblationResults): dfd.DataFrame {
-  return new dfd.DataFrame(resultRows(results));
+/**
+ * A table of results: column names and rows of values, in the DataFrame shape (`columns`,
+ * `values`) that showTable and tableHtml read, with CSV and text renderings. It replaces the
+ * danfojs DataFrame this project used to return (README, "Dependencies"): only construction,
+ * display and CSV were ever used.
+ */
+export class ResultsTable {
+  readonly columns: string[];
+  readonly values: unknown[][];
+
+  /** Columns in order of first appearance among the rows' keys. */
+  constructor(rows: ReadonlyArray<Record<string, unknown>>) {
+    this.columns = [];
+    for (const row of rows) for (const k of Object.keys(row)) if (!this.columns.includes(k)) this.columns.push(k);
+    this.values = rows.map((row) => this.columns.map((c) => row[c]));
+  }
+
+  /** [rows, columns]. */
+  get shape(): [number, number] {
+    return [this.values.length, this.columns.length];
+  }
+
+  /** The rows as objects keyed by column. */
+  rows(): Array<Record<string, unknown>> {
+    return this.values.map((r) => Object.fromEntries(this.columns.map((c, i) => [c, r[i]])));
+  }
+
+  /**
+   * CSV with a header line, one line per row, numbers as JavaScript prints them (NaN for a
+   * missing value) — the bytes danfojs wrote — and RFC 4180 quotes around a field holding a
+   * comma, a quote or a line break (danfojs wrote those unquoted, breaking the row).
+   */
+  toCSV(): string {
+    const field = (v: unknown) => {
+      const s = String(v);
+      return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+    };
+    return [this.columns, ...this.values].map((r) => r.map(field).join(',') + '\n').join('');
+  }
+
+  /** An aligned text table (numbers to four significant digits), e.g. for console.log. */
+  toString(): string {
+    const cell = (v: unknown) => (typeof v === 'number' && !Number.isInteger(v) && Number.isFinite(v) ? String(Number(v.toPrecision(4))) : String(v));
+    const body = this.values.map((r) => r.map(cell));
+    const widths = this.columns.map((c, i) => Math.max(c.length, ...body.map((r) => r[i].length)));
+    const line = (cells: string[]) => cells.map((c, i) => (typeof this.values[0]?.[i] === 'number' ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+    return [line(this.columns), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  }
 }
 
-/** results.csv's text: resultRows with a header line. */
+/** The results as a table (rows as in resultRows). */
+export function resultsFrame(results: AblationResults): ResultsTable {
+  return new ResultsTable(resultRows(results));
+}
+
+/** results.csv's text. */
 export function resultsCsv(results: AblationResults): string {
-  return dfd.toCSV(resultsFrame(results)) as string;
+  return resultsFrame(results).toCSV();
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '–');
