@@ -5,7 +5,7 @@
  *     (or notes_train.jsonl / notes_test.jsonl: {note_id, title, content, image_id, category})
  *     note_pairs_train.csv  note_pairs_val.csv  note_pairs_test.csv    note_id, related_note_id
  *     note_pairs_test_labels.csv (optional)                            note_id, related_note_id, label
- *     images/        train notes' images, named by image_id (.jpg .jpeg .png .webp .svg or bare)
+ *     images/        train notes' images, named by image_id (.jpg .jpeg .png .webp .svg .svgz or bare)
  *     images_test/   test notes' images
  *
  * Every problem is collected in one pass (see problems.ts for the kinds). Strict by default:
@@ -31,7 +31,7 @@ export const NOTE_COLUMNS = ['note_id', 'title', 'content', 'image_id', 'categor
 export const PAIR_COLUMNS = ['note_id', 'related_note_id'] as const;
 export const LABEL_COLUMNS = ['note_id', 'related_note_id', 'label'] as const;
 /** Extensions tried after the bare image_id, in this order. */
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.svg'] as const;
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.svg', '.svgz'] as const;
 export type NoteSplit = 'train' | 'test';
 /** Image folder of each notes split; a note's image is looked up in its own folder first, then the other. */
 export const IMAGE_DIRS: Record<NoteSplit, string> = { train: 'images', test: 'images_test' };

@@ -198,7 +198,7 @@ test('an image is looked up in the other split folder too; a missing one names w
   assert.equal(rowProblems(report).length, 1);
   assert.equal(
     formatProblem(rowProblems(report)[0]),
-    'notes_test.csv:2: missing-image: no image file for image_id "absent"; expected "absent" bare or with .jpg .jpeg .png .webp .svg in images_test/ or images/',
+    'notes_test.csv:2: missing-image: no image file for image_id "absent"; expected "absent" bare or with .jpg .jpeg .png .webp .svg .svgz in images_test/ or images/',
   );
   rmSync(dir, { recursive: true });
 });

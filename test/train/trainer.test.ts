@@ -120,7 +120,7 @@ test('resuming under a different configuration is refused with the folder named'
     const b = new ParamStore(0);
     await assert.rejects(
       train(regression(b), b, cfg, { checkpointDir: dir, config: { lr: 0.3 } }),
-      (e: Error) => e.message.includes(join(dir, 'last')) && /different configuration/.test(e.message),
+      (e: Error) => e.message.includes(join(dir, 'last')) && /different configuration \(lr is 0\.2 there, 0\.3 now\)/.test(e.message),
     );
     b.dispose();
   } finally {
@@ -189,6 +189,31 @@ test('a run interrupted before its first validation resumes with no best yet (be
     assert.equal(r.bestEpoch, ref.bestEpoch);
     assert.equal(r.bestValLoss, ref.bestValLoss);
     assert.ok(existsSync(join(dir, 'best', 'model.safetensors')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a 400-step soak with checkpoints keeps the tensor count flat, and each epoch line of the log says so (tensors, RSS)', async () => {
+  await initBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'nl2-trainer-'));
+  try {
+    const store = new ParamStore(0);
+    const task = regression(store);
+    const lines: string[] = [];
+    const stream = { write: (s: string) => void lines.push(...s.split('\n').filter(Boolean)), isTTY: false };
+    const before = tf.memory().numTensors;
+    const r = await train(task, store, resolveTrainConfig({ epochs: 100, maxSteps: 400, batchPairs: 8, lr: 0.05, seed: 1, checkpointEvery: 50 }), {
+      checkpointDir: dir,
+      progress: { mode: 'lines', stream, lineEverySeconds: 3600 },
+    });
+    assert.equal(r.steps, 400);
+    assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+    const epochs = lines.map((l) => /epoch (\d+): validation loss \S+; (\d+) tensors, RSS (\d+) MB/.exec(l)).filter((m) => m !== null);
+    assert.equal(epochs.length, 67, 'one line per epoch (66 full epochs and the last partial one)');
+    const counts = new Set(epochs.map((m) => Number(m![2])));
+    assert.equal(counts.size, 1, `tensor count flat across epochs, got ${[...counts].join(', ')}`);
+    store.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
