@@ -50,6 +50,28 @@ export interface VariantResult {
   backend: string;
 }
 
+/**
+ * A VariantResult that travelled as JSON (from a worker process): JSON has no NaN, so a recall
+ * without queries (an empty subset) arrives as null; this turns such values back into NaN, so
+ * the result is the one the worker computed.
+ */
+export function reviveVariantResult(r: VariantResult): VariantResult {
+  return { ...r, ...reviveRecalls(r), valLoss: r.valLoss.map((v) => (v === null ? NaN : v)) };
+}
+
+/** The recall maps of a run or a seed entry with null (NaN through JSON) turned back into NaN. */
+function reviveRecalls<T extends Pick<SeedResult, 'metrics' | 'subsets' | 'probes'>>(r: T): T {
+  const map = (m: RecallMap): RecallMap => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v === null ? NaN : v]));
+  const nested = (n: Record<string, RecallMap>) => Object.fromEntries(Object.entries(n).map(([k, m]) => [k, map(m)]));
+  const outcome = (o: RecallOutcome): RecallOutcome => ({ metrics: map(o.metrics), subsets: nested(o.subsets ?? {}) });
+  return {
+    ...r,
+    metrics: map(r.metrics),
+    subsets: nested(r.subsets),
+    ...(r.probes && { probes: { zeroImage: outcome(r.probes.zeroImage), emptyText: outcome(r.probes.emptyText) } }),
+  };
+}
+
 export interface AggregatedVariant {
   name: string;
   preset: string;
@@ -329,7 +351,8 @@ export function readRunResults(dir: string): AblationResults | 'foreign' | null 
   try {
     const r = JSON.parse(readFileSync(file, 'utf8')) as AblationResults;
     const ok = Array.isArray(r.variants) && Array.isArray(r.seedList) && r.variants.every((v) => typeof v?.name === 'string' && Array.isArray(v.seeds) && v.config?.train);
-    return ok ? r : 'foreign';
+    // Files written before workers' results were revived may hold null for a recall without queries.
+    return ok ? { ...r, variants: r.variants.map((v) => ({ ...v, seeds: v.seeds.map(reviveRecalls) })) } : 'foreign';
   } catch {
     return 'foreign';
   }

@@ -21,7 +21,7 @@ import { noteCorpus, pretrainLM, pretrainVision, pretrainingNoteIds } from '../t
 import { ensureDataset, loadRunDataset, type RunDataOptions } from './datasets';
 import { presetConfig } from './presets';
 import { runVariant, type VariantSpec } from './variant';
-import { aggregate, configDifference, readRunResults, type AblationResults, type VariantResult } from './results';
+import { aggregate, configDifference, readRunResults, reviveVariantResult, type AblationResults, type VariantResult } from './results';
 import { checkRunOut, openRunFolder, variantCheckpointRoot, variantEmbeddingsDir } from './run-folder';
 
 export interface VariantRequest {
@@ -245,7 +245,7 @@ function runInWorker(spec: VariantSpec, threads: number): Promise<VariantResult>
     let result: VariantResult | undefined;
     let failure: string | undefined;
     child.on('message', (m: { result?: VariantResult; error?: string }) => {
-      if (m.result) result = m.result;
+      if (m.result) result = reviveVariantResult(m.result);
       if (m.error) failure = m.error;
     });
     child.on('error', reject);

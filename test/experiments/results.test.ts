@@ -9,8 +9,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { aggregate, mergeResults, resultsCsv, resultsFrame, writeResults, type AblationResults, type VariantResult } from '../../src/experiments/results';
+import { aggregate, mergeResults, resultsCsv, resultsFrame, reviveVariantResult, writeResults, type AblationResults, type VariantResult } from '../../src/experiments/results';
 import { tableHtml, toTable } from '../../src/viz/html';
+import { loadRun } from '../../src/viz/files';
 
 const tmp = mkdtempSync(join(tmpdir(), 'notellm2-results-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -100,4 +101,17 @@ test('writeResults into a folder with results merges results.json, results.csv a
   const curves = JSON.parse(readFileSync(w.curves, 'utf8')).curves as Array<{ preset: string; seed: number }>;
   assert.deepEqual(curves.map((c) => `${c.preset}-s${c.seed}`), ['basic-s0', 'basic-s1', 'micl-s1']);
   assert.equal(readFileSync(w.csv, 'utf8'), resultsCsv(w.results));
+});
+
+test('a result from a worker (JSON: NaN arrives as null) is revived, so results.json leaves the empty subset out and the report reads it', async () => {
+  const viaIpc = JSON.parse(JSON.stringify(run('basic', 0, 1))) as VariantResult;
+  assert.equal(viaIpc.subsets.text['R@1'], null);
+  const revived = reviveVariantResult(viaIpc);
+  assert.ok(Number.isNaN(revived.subsets.text['R@1']));
+  assert.deepEqual(aggregate([revived]), aggregate([run('basic', 0, 1)]));
+  const dir = join(tmp, 'revived');
+  await writeResults(dir, results([[revived]], [0]), [revived]);
+  const seed = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')).variants[0].seeds[0];
+  assert.deepEqual(seed.subsets.text, { 'R@10': 0.5, 'R@100': 1 });
+  assert.equal(loadRun(dir).results.variants.length, 1, "the report's schema accepts it");
 });
