@@ -68,9 +68,26 @@ function alive(h: LockHolder): boolean {
   if (h.pid === process.pid) return false;
   try {
     process.kill(h.pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  // A process with that pid runs; if it started after the lock was taken, it is another
+  // process that was given the dead holder's pid.
+  const start = processStartMs(h.pid);
+  return start === null || start <= Date.parse(h.started) + 1000;
+}
+
+/** When a process started (ms since the epoch), from Linux's /proc; null where that is not available. */
+function processStartMs(pid: number): number | null {
+  try {
+    // Field 22 of /proc/<pid>/stat (after the parenthesised command name) is the start time in
+    // clock ticks after boot; Linux's USER_HZ is 100 on every mainstream architecture.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    return Number.isFinite(ticks) && Number.isFinite(btime) ? btime * 1000 + ticks * 10 : null;
+  } catch {
+    return null;
   }
 }
 

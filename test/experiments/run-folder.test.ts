@@ -72,7 +72,7 @@ test('a failed run removes the folder (and the parents) it created when nothing 
   assert.ok(existsSync(join(tmp, 'existed')));
 });
 
-test('a lock left by a dead process is taken over; one of another host is respected', () => {
+test('a lock left by a dead process (or one whose pid was reused since) is taken over; one of another host is respected', () => {
   const dir = join(tmp, 'stale');
   mkdirSync(dir);
   const file = runFile(dir, 'lock');
@@ -83,6 +83,12 @@ test('a lock left by a dead process is taken over; one of another host is respec
   assert.ok(!existsSync(file));
   writeFileSync(file, JSON.stringify({ pid: DEAD_PID, host: 'elsewhere', command: 'notellm2 train', started: '2020-01-01T00:00:00.000Z' }));
   assert.throws(() => acquireLock(file, 'x'), (e: unknown) => e instanceof RunFolderBusyError && /pid 4194327 on elsewhere \(notellm2 train\).*remove .*\.notellm2-lock/.test((e as Error).message));
+  // A live process with the holder's pid that started after the lock was taken got the dead
+  // holder's pid by reuse: stale. (process.ppid is this test's runner, started before now.)
+  writeFileSync(file, JSON.stringify({ pid: process.ppid, host: hostname(), command: 'notellm2 train', started: '2020-01-01T00:00:00.000Z' }));
+  acquireLock(file, 'x').release();
+  writeFileSync(file, JSON.stringify({ pid: process.ppid, host: hostname(), command: 'notellm2 train', started: new Date().toISOString() }));
+  assert.throws(() => acquireLock(file, 'x'), RunFolderBusyError);
   // An unreadable lock (a crash while it was written by some other tool) is stale too.
   writeFileSync(file, '');
   acquireLock(file, 'x').release();
