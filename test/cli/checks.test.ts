@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { intArg, numArg } from '../../src/cli/args';
@@ -56,6 +56,16 @@ test('--out / and a foreign folder are refused before anything is written; a str
   await assert.rejects(trainCommand({ dataset: GOOD, preset: 'basic', pretrain: false, out: foreign, ...quiet }), /not a notellm2 run \(thesis\.tex\).*--force/);
   const out = join(tmp, 'strict');
   await assert.rejects(trainCommand({ dataset: 'test/fixtures/broken', preset: 'basic', pretrain: false, out, ...quiet }), /notes_train\.csv:3: duplicate-id/);
+  assert.ok(!existsSync(out));
+});
+
+test('a truncated PNG with a valid header stops `train` at once with its file and line (the check decodes what training decodes)', async () => {
+  const data = join(tmp, 'truncated');
+  cpSync(GOOD, data, { recursive: true });
+  const png = readFileSync(join(data, 'images/n1.png'));
+  writeFileSync(join(data, 'images/n1.png'), png.subarray(0, png.length - 20));
+  const out = join(tmp, 'truncated-run');
+  await assert.rejects(trainCommand({ dataset: data, preset: 'basic', pretrain: false, out, ...quiet }), /notes_train\.csv:1: undecodable-image: images\/n1\.png cannot be decoded/);
   assert.ok(!existsSync(out));
 });
 
