@@ -237,7 +237,7 @@ export async function loadTrainedVariant(runDir: string, name: string, seed: num
   const dir = variantCheckpointDir(resolve(runDir), name, seed, kind);
   if (!existsSync(dir)) {
     const have = existsSync(checkpointsRoot(resolve(runDir))) ? checkpointVariants(resolve(runDir)).join(', ') : `(no ${RUN_DIRS.checkpoints} folder)`;
-    throw new Error(`${dir}: no such checkpoint; the run holds: ${have}`);
+    throw new Error(`${dir}: no such checkpoint; the run holds: ${have}${interruptedSaveHint(dir)}`);
   }
   const v = await restoreVariant(dir, { dataset: opts.datasetDir, tokenizer: opts.tokenizerPath, imagesOnDemand: true });
   const train = resolveTrainConfig(v.config.train);
