@@ -134,6 +134,15 @@ export function isRunFolder(dir: string): boolean {
 }
 
 /**
+ * A run folder written before folders were marked: nothing in it but run-folder names, and the
+ * results or the checkpoints among them. (Its results.json is still checked before merging.)
+ */
+function olderRunFolder(entries: readonly string[]): boolean {
+  const known = new Set<string>([...Object.values(RUN_FILES), ...Object.values(RUN_DIRS)]);
+  return entries.every((e) => known.has(e)) && (entries.includes(RUN_FILES.results) || entries.includes(RUN_DIRS.checkpoints));
+}
+
+/**
  * Checks that a run may write into `out`, creating nothing: never a filesystem root or the home
  * folder, and an existing non-empty folder only when it is a run folder of this tool (it holds
  * the marker) or `force` is given. Returns the absolute path.
@@ -145,7 +154,7 @@ export function checkRunOut(out: string, opts: { force?: boolean } = {}): string
   if (!existsSync(dir)) return dir;
   if (!statSync(dir).isDirectory()) throw new Error(`--out ${out}: ${dir} is a file, not a folder`);
   const entries = readdirSync(dir);
-  if (entries.length === 0 || isRunFolder(dir) || opts.force) return dir;
+  if (entries.length === 0 || isRunFolder(dir) || olderRunFolder(entries) || opts.force) return dir;
   const shown = entries.slice(0, 5).join(', ') + (entries.length > 5 ? `, … (${entries.length} entries)` : '');
   throw new Error(
     `--out ${out}: ${dir} already holds files that are not a notellm2 run (${shown}); ` +

@@ -27,6 +27,13 @@ test('--out refuses a filesystem root and the home folder (even with --force), a
   for (const f of ['a.jpg', 'b.jpg', 'results.json']) writeFileSync(join(foreign, f), 'x');
   assert.throws(() => checkRunOut(foreign), /already holds files that are not a notellm2 run \(a\.jpg, b\.jpg, results\.json\); choose another --out, or pass --force/);
   assert.equal(checkRunOut(foreign, { force: true }), foreign);
+  // A run folder of an older version (no marker, only run-folder names) is recognised.
+  const older = join(tmp, 'older-run');
+  mkdirSync(join(older, 'checkpoints'), { recursive: true });
+  for (const f of ['results.json', 'results.csv', 'report.html']) writeFileSync(join(older, f), '{}');
+  assert.equal(checkRunOut(older), older);
+  writeFileSync(join(older, 'notes.txt'), 'mine');
+  assert.throws(() => checkRunOut(older), /not a notellm2 run/);
   // Absent, empty and marked folders are fine; checking creates nothing.
   assert.equal(checkRunOut(join(tmp, 'new', 'run')), join(tmp, 'new', 'run'));
   assert.ok(!existsSync(join(tmp, 'new')));
