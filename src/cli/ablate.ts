@@ -6,7 +6,8 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { PRESET_NAMES, SWEEP_NAMES, sweepVariants } from '../experiments/presets';
-import { runAblation } from '../experiments/runner';
+import { planAblation, runAblation, MAX_SEEDS, type AblationOptions } from '../experiments/runner';
+import { openRunFolder } from '../experiments/run-folder';
 import { formatResultsTable } from '../experiments/results';
 import { DEFAULT_ABLATION_TRAIN, smokeDefaults } from '../experiments/defaults';
 import { intArg, numArg } from './args';
@@ -19,7 +20,7 @@ export function registerAblate(program: Command): void {
     .option('--dataset <name|dir>', 'synth | openmoji | a folder in the reference layout', 'synth')
     .option('--presets <list>', `comma-separated presets (${PRESET_NAMES.join(', ')})`, PRESET_NAMES.join(','))
     .option('--sweep <name>', `run a paper sweep over the presets (${SWEEP_NAMES.join(', ')})`)
-    .option('--seeds <n>', 'seeds per preset (mean ± std)', intArg('--seeds', 1), 1)
+    .option('--seeds <n>', 'seeds per preset (mean ± std)', intArg('--seeds', 1, MAX_SEEDS), 1)
     .option('--out <dir>', 'run folder (default runs/<dataset>)')
     .option('--workers <n>', 'parallel worker processes (default: cores)', intArg('--workers', 1))
     .option('--epochs <n>', 'training epochs per variant', intArg('--epochs', 1))
@@ -32,33 +33,76 @@ export function registerAblate(program: Command): void {
     .option('--skip-bad', 'skip bad rows of the dataset (and print how many of each kind) instead of failing')
     .option('--no-saliency', 'skip the modality saliency of the trained variants (docs/method.md "Modality saliency")')
     .option('--png', 'also render the report figures to PNG (headless Chromium)')
+    .option('--force', 'write into an existing non-empty --out that is not a notellm2 run folder')
     .action(async (o) => {
-      const smoke = smokeDefaults();
-      const out = o.out ?? join('runs', smoke ? `${o.dataset}-smoke` : o.dataset);
-      const { results, runs } = await runAblation({
-        dataset: o.dataset,
-        variants: ((presets: string[]) => (o.sweep ? sweepVariants(presets, o.sweep) : presets))(
-          String(o.presets).split(',').map((s) => s.trim()).filter(Boolean),
-        ),
-        seeds: o.seeds,
-        out,
-        workers: o.workers,
-        train: { ...DEFAULT_ABLATION_TRAIN, ...smoke?.train, ...(o.epochs && { epochs: o.epochs }), ...(o.maxSteps !== undefined && { maxSteps: o.maxSteps }), ...(o.batch && { batchPairs: o.batch }), ...(o.lr && { lr: o.lr }) },
-        pretrain: o.pretrain === false ? false : smoke?.pretrain,
-        log: (m) => console.log(m),
-        skipBad: o.skipBad,
-        lm: o.lm,
-        vision: o.vision,
-      });
-      console.log(`\nRecall on ${results.dataset} (${results.seedList.length} seed${results.seedList.length > 1 ? 's' : ''}; ${runs[0]?.nQueries} queries, pool ${runs[0]?.poolSize}):\n`);
-      console.log(formatResultsTable(results));
-      const files = await writeRunOutputs(out, results, runs, {
-        dataset: o.dataset,
-        skipBad: o.skipBad,
-        saliency: o.saliency !== false,
-        png: o.png,
-        log: (m) => console.log(m),
-      });
-      console.log(`\nwrote ${files.join(', ')} (${results.wallSeconds.toFixed(0)} s)`);
+      await ablateCommand(o);
     });
+}
+
+/**
+ * The command's steps: plan (every check, nothing written), open the run folder (its lock held
+ * to the end), train and evaluate, print the table, write the outputs. A failure before anything
+ * was written leaves no folder behind.
+ */
+interface AblateFlags {
+  dataset: string;
+  presets: string;
+  sweep?: string;
+  seeds: number;
+  out?: string;
+  workers?: number;
+  epochs?: number;
+  maxSteps?: number;
+  batch?: number;
+  lr?: number;
+  pretrain?: boolean;
+  skipBad?: boolean;
+  lm?: string;
+  vision?: string;
+  saliency?: boolean;
+  png?: boolean;
+  force?: boolean;
+}
+
+async function ablateCommand(o: AblateFlags): Promise<void> {
+  const log = (m: string) => console.log(m);
+  const smoke = smokeDefaults();
+  const out = o.out ?? join('runs', smoke ? `${o.dataset}-smoke` : o.dataset);
+  const opts: AblationOptions = {
+    dataset: o.dataset,
+    variants: ((presets: string[]) => (o.sweep ? sweepVariants(presets, o.sweep) : presets))(
+      o.presets.split(',').map((s) => s.trim()).filter(Boolean),
+    ),
+    seeds: o.seeds,
+    out,
+    workers: o.workers,
+    train: { ...DEFAULT_ABLATION_TRAIN, ...smoke?.train, ...(o.epochs && { epochs: o.epochs }), ...(o.maxSteps !== undefined && { maxSteps: o.maxSteps }), ...(o.batch && { batchPairs: o.batch }), ...(o.lr && { lr: o.lr }) },
+    pretrain: o.pretrain === false ? false : smoke?.pretrain,
+    log,
+    skipBad: o.skipBad,
+    lm: o.lm,
+    vision: o.vision,
+    force: o.force,
+    command: `notellm2 ablate --out ${out}`,
+  };
+  const plan = await planAblation(opts);
+  const folder = openRunFolder(plan.out, { command: opts.command!, force: o.force, log });
+  try {
+    const { results, runs } = await runAblation(opts, plan);
+    console.log(`\nRecall on ${results.dataset} (${results.seedList.length} seed${results.seedList.length > 1 ? 's' : ''}; ${runs[0]?.nQueries} queries, pool ${runs[0]?.poolSize}):\n`);
+    console.log(formatResultsTable(results));
+    const files = await writeRunOutputs(plan.out, results, runs, {
+      dataset: o.dataset,
+      data: plan.data,
+      saliency: o.saliency !== false,
+      png: o.png,
+      log,
+    });
+    console.log(`\nwrote ${files.join(', ')} (${results.wallSeconds.toFixed(0)} s)`);
+  } catch (e) {
+    folder.discardIfEmpty();
+    throw e;
+  } finally {
+    folder.release();
+  }
 }

@@ -1,10 +1,12 @@
 /**
- * Results as tables (danfojs DataFrames) and files: results.json (docs/architecture.md "Contracts",
- * with mean ± std over seeds), results.csv (one row per variant × subset), curves.json
- * (training curves for the report), and the printed recall table.
+ * Results as tables (ResultsTable: columns and rows, what notebooks show with showTable) and
+ * files: results.json (docs/architecture.md "Contracts", with mean ± std over seeds), results.csv
+ * (one row per variant × subset), curves.json (training curves for the report), and the printed
+ * recall table.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import * as dfd from 'danfojs-node';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../model/checkpoint';
+import { firstDifference } from '../backend/json-diff';
 import type { ResolvedModelConfig } from '../model/config';
 import type { ResolvedTrainConfig } from '../train/config';
 import { runFile } from './run-folder';
@@ -48,6 +50,28 @@ export interface VariantResult {
   backend: string;
 }
 
+/**
+ * A VariantResult that travelled as JSON (from a worker process): JSON has no NaN, so a recall
+ * without queries (an empty subset) arrives as null; this turns such values back into NaN, so
+ * the result is the one the worker computed.
+ */
+export function reviveVariantResult(r: VariantResult): VariantResult {
+  return { ...r, ...reviveRecalls(r), valLoss: r.valLoss.map((v) => (v === null ? NaN : v)) };
+}
+
+/** The recall maps of a run or a seed entry with null (NaN through JSON) turned back into NaN. */
+function reviveRecalls<T extends Pick<SeedResult, 'metrics' | 'subsets' | 'probes'>>(r: T): T {
+  const map = (m: RecallMap): RecallMap => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v === null ? NaN : v]));
+  const nested = (n: Record<string, RecallMap>) => Object.fromEntries(Object.entries(n).map(([k, m]) => [k, map(m)]));
+  const outcome = (o: RecallOutcome): RecallOutcome => ({ metrics: map(o.metrics), subsets: nested(o.subsets ?? {}) });
+  return {
+    ...r,
+    metrics: map(r.metrics),
+    subsets: nested(r.subsets),
+    ...(r.probes && { probes: { zeroImage: outcome(r.probes.zeroImage), emptyText: outcome(r.probes.emptyText) } }),
+  };
+}
+
 export interface AggregatedVariant {
   name: string;
   preset: string;
@@ -60,8 +84,21 @@ export interface AggregatedVariant {
   probesStd: Record<string, RecallMap>;
   probeSubsets: Record<string, Record<string, RecallMap>>;
   trainSeconds: number;
-  seeds: Array<{ seed: number; metrics: RecallMap; subsets: Record<string, RecallMap>; trainSeconds: number; meanGate?: number }>;
+  seeds: SeedResult[];
   meanGate?: number;
+}
+
+/**
+ * One seed of a variant as results.json keeps it: enough to aggregate the variant again when
+ * the results of another seed are merged into the same run folder.
+ */
+export interface SeedResult {
+  seed: number;
+  metrics: RecallMap;
+  subsets: Record<string, RecallMap>;
+  trainSeconds: number;
+  meanGate?: number;
+  probes?: ProbeOutcomes;
 }
 
 export interface AblationResults {
@@ -101,6 +138,12 @@ function aggregateNested(maps: Array<Record<string, RecallMap>>): [Record<string
 
 /** Mean ± std over seeds of one variant's runs. */
 export function aggregate(runs: VariantResult[]): AggregatedVariant {
+  const seeds = runs.map((r): SeedResult => ({ seed: r.seed, metrics: r.metrics, subsets: r.subsets, trainSeconds: r.trainSeconds, meanGate: r.meanGate, probes: r.probes }));
+  return aggregateSeeds(runs[0].name, runs[0].preset, runs[0].config, seeds);
+}
+
+/** Mean ± std over the seeds of one variant (`config` is the first seed's). */
+function aggregateSeeds(name: string, preset: string, config: VariantResult['config'], runs: SeedResult[]): AggregatedVariant {
   const [metrics, metricsStd] = aggregateMaps(runs.map((r) => r.metrics));
   const [subsets, subsetsStd] = aggregateNested(runs.map((r) => r.subsets));
   const probed = runs.flatMap((r) => (r.probes ? [r.probes] : []));
@@ -111,9 +154,9 @@ export function aggregate(runs: VariantResult[]): AggregatedVariant {
     : {};
   const gates = runs.map((r) => r.meanGate).filter((g): g is number => g !== undefined);
   return {
-    name: runs[0].name,
-    preset: runs[0].preset,
-    config: runs[0].config,
+    name,
+    preset,
+    config,
     metrics,
     metricsStd,
     subsets,
@@ -122,7 +165,7 @@ export function aggregate(runs: VariantResult[]): AggregatedVariant {
     probesStd,
     probeSubsets,
     trainSeconds: meanStd(runs.map((r) => r.trainSeconds))[0],
-    seeds: runs.map((r) => ({ seed: r.seed, metrics: r.metrics, subsets: r.subsets, trainSeconds: r.trainSeconds, meanGate: r.meanGate })),
+    seeds: runs,
     meanGate: gates.length ? meanStd(gates)[0] : undefined,
   };
 }
@@ -162,9 +205,64 @@ export function resultRows(results: AblationResults): TableRow[] {
   return rows;
 }
 
-/** The results as a danfojs DataFrame (rows as in resultRows). */
-export function resultsFrame(results: AblationResults): dfd.DataFrame {
-  return new dfd.DataFrame(resultRows(results));
+/**
+ * A table of results: column names and rows of values, in the DataFrame shape (`columns`,
+ * `values`) that showTable and tableHtml read, with CSV and text renderings. It replaces the
+ * danfojs DataFrame this project used to return (README, "Dependencies"): only construction,
+ * display and CSV were ever used.
+ */
+export class ResultsTable {
+  readonly columns: string[];
+  readonly values: unknown[][];
+
+  /** Columns in order of first appearance among the rows' keys. */
+  constructor(rows: ReadonlyArray<Record<string, unknown>>) {
+    this.columns = [];
+    for (const row of rows) for (const k of Object.keys(row)) if (!this.columns.includes(k)) this.columns.push(k);
+    this.values = rows.map((row) => this.columns.map((c) => row[c]));
+  }
+
+  /** [rows, columns]. */
+  get shape(): [number, number] {
+    return [this.values.length, this.columns.length];
+  }
+
+  /** The rows as objects keyed by column. */
+  rows(): Array<Record<string, unknown>> {
+    return this.values.map((r) => Object.fromEntries(this.columns.map((c, i) => [c, r[i]])));
+  }
+
+  /**
+   * CSV with a header line, one line per row, numbers as JavaScript prints them (NaN for a
+   * missing value) — the bytes danfojs wrote — and RFC 4180 quotes around a field holding a
+   * comma, a quote or a line break (danfojs wrote those unquoted, breaking the row).
+   */
+  toCSV(): string {
+    const field = (v: unknown) => {
+      const s = String(v);
+      return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+    };
+    return [this.columns, ...this.values].map((r) => r.map(field).join(',') + '\n').join('');
+  }
+
+  /** An aligned text table (numbers to four significant digits), e.g. for console.log. */
+  toString(): string {
+    const cell = (v: unknown) => (typeof v === 'number' && !Number.isInteger(v) && Number.isFinite(v) ? String(Number(v.toPrecision(4))) : String(v));
+    const body = this.values.map((r) => r.map(cell));
+    const widths = this.columns.map((c, i) => Math.max(c.length, ...body.map((r) => r[i].length)));
+    const line = (cells: string[]) => cells.map((c, i) => (typeof this.values[0]?.[i] === 'number' ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ');
+    return [line(this.columns), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  }
+}
+
+/** The results as a table (rows as in resultRows). */
+export function resultsFrame(results: AblationResults): ResultsTable {
+  return new ResultsTable(resultRows(results));
+}
+
+/** results.csv's text. */
+export function resultsCsv(results: AblationResults): string {
+  return resultsFrame(results).toCSV();
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '–');
@@ -187,20 +285,117 @@ export function formatResultsTable(results: AblationResults, opts: { metrics?: s
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
-/** Writes results.json, results.csv and curves.json into `dir`. */
-export async function writeResults(dir: string, results: AblationResults, runs: VariantResult[]): Promise<{ json: string; csv: string; curves: string }> {
+// ---------------------------------------------------------------------------------------------
+// Several runs into one folder: results merge by variant and seed
+
+/** A variant's configuration without its seed: what must agree for two seeds to be aggregated. */
+function withoutSeed(c: VariantResult['config']): unknown {
+  const { seed: _seed, ...train } = c.train;
+  return { ...c, train };
+}
+
+/**
+ * Where two variant configurations differ apart from the seed, as `field: a vs b` of the first
+ * differing field, or null when they agree.
+ */
+export function configDifference(a: VariantResult['config'], b: VariantResult['config']): string | null {
+  const d = firstDifference(withoutSeed(a), withoutSeed(b));
+  return d && `${d.path}: ${d.a} vs ${d.b}`;
+}
+
+/**
+ * The results of a run merged into those already in its folder: variants of new names are
+ * added; for a variant already there, the seeds are united (a seed run again replaces its
+ * earlier entry) and the mean ± std recomputed. Refuses results of another dataset, and a
+ * variant name trained with another configuration. `replaced` names the entries replaced.
+ */
+export function mergeResults(existing: AblationResults, fresh: AblationResults): { results: AblationResults; replaced: string[] } {
+  const both = existing.datasetDir !== undefined && fresh.datasetDir !== undefined;
+  const dsA = both ? existing.datasetDir : existing.dataset;
+  const dsB = both ? fresh.datasetDir : fresh.dataset;
+  if (dsA !== dsB) throw new Error(`the run folder holds results on dataset ${String(dsA)}, not ${String(dsB)}; choose another --out`);
+  const replaced: string[] = [];
+  const variants = existing.variants.map((v) => ({ ...v }));
+  for (const v of fresh.variants) {
+    const at = variants.findIndex((e) => e.name === v.name);
+    if (at < 0) {
+      variants.push(v);
+      continue;
+    }
+    const old = variants[at];
+    const diff = configDifference(old.config, v.config);
+    if (diff) throw new Error(`variant "${v.name}" is already in the run folder with another configuration (${diff}); choose another --out or name`);
+    const bySeed = new Map(old.seeds.map((s) => [s.seed, s]));
+    for (const s of v.seeds) {
+      if (bySeed.has(s.seed)) replaced.push(`${v.name} seed ${s.seed}`);
+      bySeed.set(s.seed, s);
+    }
+    const seeds = [...bySeed.values()].sort((a, b) => a.seed - b.seed);
+    const first = v.seeds.some((s) => s.seed === seeds[0].seed) ? v.config : old.config;
+    variants[at] = aggregateSeeds(v.name, v.preset, first, seeds);
+  }
+  const seedList = [...new Set([...existing.seedList, ...fresh.seedList])].sort((a, b) => a - b);
+  return {
+    results: { ...existing, ...fresh, seed: seedList[0], seedList, variants, wallSeconds: existing.wallSeconds + fresh.wallSeconds },
+    replaced,
+  };
+}
+
+/**
+ * The results.json already in a run folder: null when there is none, 'foreign' when the file is
+ * not one this tool wrote (a --force run replaces it).
+ */
+export function readRunResults(dir: string): AblationResults | 'foreign' | null {
+  const file = runFile(dir, 'results');
+  if (!existsSync(file)) return null;
+  try {
+    const r = JSON.parse(readFileSync(file, 'utf8')) as AblationResults;
+    const ok = Array.isArray(r.variants) && Array.isArray(r.seedList) && r.variants.every((v) => typeof v?.name === 'string' && Array.isArray(v.seeds) && v.config?.train);
+    // Files written before workers' results were revived may hold null for a recall without queries.
+    return ok ? { ...r, variants: r.variants.map((v) => ({ ...v, seeds: v.seeds.map(reviveRecalls) })) } : 'foreign';
+  } catch {
+    return 'foreign';
+  }
+}
+
+type Curves = { curves: Array<{ preset: string; seed: number; points: unknown[] }> };
+
+/**
+ * Writes results.json, results.csv and curves.json into `dir`, merged with the results already
+ * there (mergeResults; curves by variant and seed), each file atomically. Returns the paths and
+ * the merged results.
+ */
+export async function writeResults(
+  dir: string,
+  results: AblationResults,
+  runs: VariantResult[],
+  opts: { log?: (msg: string) => void } = {},
+): Promise<{ json: string; csv: string; curves: string; results: AblationResults }> {
   mkdirSync(dir, { recursive: true });
   const json = runFile(dir, 'results');
   const csv = runFile(dir, 'csv');
   const curves = runFile(dir, 'curves');
+  const existing = readRunResults(dir);
+  let merged = results;
+  if (existing === 'foreign') opts.log?.(`replacing ${json}, which is not a notellm2 results file`);
+  else if (existing) {
+    const m = mergeResults(existing, results);
+    merged = m.results;
+    const kept = existing.variants.reduce((n, v) => n + v.seeds.length, 0) - m.replaced.length;
+    opts.log?.(`merged into the results already in ${dir}: ${kept} earlier variant×seed result(s) kept${m.replaced.length ? `, replaced ${m.replaced.join(', ')}` : ''}`);
+  }
+  let curveList: Curves['curves'] = runs.map((r) => ({ preset: r.name, seed: r.seed, points: r.curve.map((p) => ({ step: p.step, loss: p.loss, tau: p.tau, lr: p.lr })) }));
+  if (existing && existing !== 'foreign' && existsSync(curves)) {
+    try {
+      const old = (JSON.parse(readFileSync(curves, 'utf8')) as Curves).curves ?? [];
+      curveList = [...old.filter((c) => !curveList.some((n) => n.preset === c.preset && n.seed === c.seed)), ...curveList];
+    } catch {
+      opts.log?.(`replacing ${curves}: not readable as curves`);
+    }
+  }
   // NaN is not JSON: a missing value (e.g. a subset with no queries) is left out.
-  writeFileSync(json, JSON.stringify(results, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? undefined : v), 2));
-  dfd.toCSV(resultsFrame(results), { filePath: csv });
-  writeFileSync(
-    curves,
-    JSON.stringify({
-      curves: runs.map((r) => ({ preset: r.name, seed: r.seed, points: r.curve.map((p) => ({ step: p.step, loss: p.loss, tau: p.tau, lr: p.lr })) })),
-    }),
-  );
-  return { json, csv, curves };
+  await writeFileAtomic(json, JSON.stringify(merged, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? undefined : v), 2));
+  await writeFileAtomic(csv, resultsCsv(merged));
+  await writeFileAtomic(curves, JSON.stringify({ curves: curveList }));
+  return { json, csv, curves, results: merged };
 }

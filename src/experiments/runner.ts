@@ -10,19 +10,19 @@ import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { initBackend } from '../backend';
 import { mapPool } from '../backend/pool';
-import { loadDataset } from '../data/loaders';
+import type { LoadResult } from '../data/loaders';
 import { CACHE_DIR } from '../data/write';
 import { saveTokenizer, trainTokenizer } from '../data/tokenizer';
 import { ImageStore } from '../data/images';
 import { renderPrompt, type PromptKind } from '../model/prompt';
 import { resolveModelConfig, type ModelConfig } from '../model/config';
-import type { TrainConfig } from '../train/config';
+import { resolveTrainConfig, type TrainConfig } from '../train/config';
 import { noteCorpus, pretrainLM, pretrainVision, pretrainingNoteIds } from '../train/pretrain';
-import { ensureDataset } from './datasets';
+import { ensureDataset, loadRunDataset, type RunDataOptions } from './datasets';
 import { presetConfig } from './presets';
 import { runVariant, type VariantSpec } from './variant';
-import { aggregate, type AblationResults, type VariantResult } from './results';
-import { variantCheckpointRoot, variantEmbeddingsDir } from './run-folder';
+import { aggregate, configDifference, readRunResults, reviveVariantResult, type AblationResults, type VariantResult } from './results';
+import { checkRunOut, openRunFolder, variantCheckpointRoot, variantEmbeddingsDir } from './run-folder';
 import { HF_TOKENIZER_FILE, importedModelConfig, importTokenizer, loadRunTokenizer, recordSource, type TowerSources } from './sources';
 import { readHfLMConfig } from '../model/hf/llama';
 import { readHfVisionSpec } from '../model/hf/vision';
@@ -62,6 +62,95 @@ export interface AblationOptions {
   lm?: string;
   /** A Hugging Face vision encoder folder (CLIP, SigLIP) to use instead of the pretrained built-in ViT. */
   vision?: string;
+  /** Write into an existing non-empty `out` that is not a run folder of this tool. Defaults to false. */
+  force?: boolean;
+  /** What holds the run folder's lock, as its message to a second process shows it. Defaults to 'runAblation'. */
+  command?: string;
+}
+
+/** Most seeds per variant: more is almost certainly a typo (each seed is a full training run). */
+export const MAX_SEEDS = 1000;
+/** The largest seed: Rng keeps 32 bits of it, so larger seeds would repeat smaller ones' runs. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * A run checked before anything is written: variants, seeds and configurations resolved, the
+ * output folder allowed, the dataset loaded the way every step of the run will read it, and the
+ * results already in the folder found compatible. planAblation makes it; runAblation runs it.
+ */
+export interface AblationPlan {
+  /** The run folder (absolute). */
+  out: string;
+  datasetDir: string;
+  datasetName: string;
+  loaded: LoadResult;
+  data: RunDataOptions;
+  requests: VariantRequest[];
+  names: string[];
+  seeds: number[];
+}
+
+/**
+ * Checks everything a run can get wrong before it pretrains or writes a file: preset names and
+ * variant names, seeds and numeric settings (through the config resolvers, which name the
+ * field), the output folder (checkRunOut), the dataset (loaded and every image decoded as the
+ * run will, cached; bad rows fail unless `skipBad`), each variant's batch against the training
+ * pairs, and the results already in the folder (same dataset, same configuration per variant
+ * name). Throws the first problem; creates nothing under `out`.
+ */
+export async function planAblation(opts: AblationOptions): Promise<AblationPlan> {
+  const log = opts.log ?? (() => {});
+  const requests: VariantRequest[] = opts.variants.map((v) => (typeof v === 'string' ? { preset: v } : v));
+  if (requests.length === 0) throw new Error('no variants to run (give at least one preset)');
+  for (const r of requests) presetConfig(r.preset); // an unknown name fails here, listing the presets
+  const names = requests.map((r) => r.name ?? r.preset);
+  if (new Set(names).size !== names.length) throw new Error(`variant names must be unique, got ${names.join(', ')}`);
+  const nSeeds = opts.seeds ?? 1;
+  const seedBase = opts.seedBase ?? 0;
+  if (!Number.isInteger(nSeeds) || nSeeds < 1 || nSeeds > MAX_SEEDS) throw new Error(`seeds: expected an integer from 1 to ${MAX_SEEDS}, got ${nSeeds}`);
+  if (!Number.isSafeInteger(seedBase) || seedBase < 0 || seedBase + nSeeds - 1 > MAX_SEED) {
+    throw new Error(`seed: expected integers from 0 to ${MAX_SEED} (seeds ${seedBase}…${seedBase + nSeeds - 1} asked)`);
+  }
+  if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) throw new Error(`workers: expected an integer ≥ 1, got ${opts.workers}`);
+  const seeds = Array.from({ length: nSeeds }, (_, i) => seedBase + i);
+  // The resolvers check every field (names in their messages); the vocabulary comes later.
+  const planned = requests.map((r, i) => ({
+    name: names[i],
+    preset: r.preset,
+    model: resolveModelConfig({ ...presetConfig(r.preset), ...opts.model, ...r.model }),
+    train: resolveTrainConfig({ ...opts.train, ...r.train, seed: seeds[0] }),
+  }));
+  const out = checkRunOut(opts.out, { force: opts.force });
+  const existing = existsSync(out) ? readRunResults(out) : null;
+  if (existing === 'foreign' && !opts.force) {
+    throw new Error(`${out}: its results.json was not written by notellm2; choose another --out, or pass --force to replace it`);
+  }
+
+  const { dir, name } = await ensureDataset(opts.dataset, { log });
+  const base = resolveModelConfig(opts.model ?? {});
+  // An imported vision encoder decodes at its own size (and preprocessing).
+  const importedSize = opts.vision ? (await readHfVisionSpec(resolve(opts.vision))).config.imageSize : undefined;
+  const sizes = importedSize !== undefined ? [importedSize] : [base.vision.imageSize, ...planned.map((p) => p.model.vision.imageSize)];
+  const data: RunDataOptions = { skipBad: opts.skipBad, imageSizes: [...new Set(sizes)] };
+  const loaded = await loadRunDataset(dir, data);
+  const nTrain = loaded.dataset.pairs.train.length;
+  for (const p of planned) {
+    if (p.train.batchPairs > nTrain) {
+      throw new Error(`batch of ${p.train.batchPairs} pairs (${p.name}): ${dir} has ${nTrain} usable training pairs; expected --batch ≤ ${nTrain}`);
+    }
+  }
+  if (existing && existing !== 'foreign') {
+    const theirs = existing.datasetDir ?? existing.dataset;
+    if (theirs !== dir && theirs !== name) throw new Error(`${out} holds results on dataset ${String(theirs)}, not ${dir}; choose another --out`);
+    for (const p of planned) {
+      const old = existing.variants.find((v) => v.name === p.name);
+      if (!old) continue;
+      const want = { model: resolveModelConfig({ ...presetConfig(p.preset), ...opts.model, ...requests[names.indexOf(p.name)].model }, old.config.model.lm.vocabSize), train: p.train, preset: p.preset };
+      const diff = configDifference(old.config, want);
+      if (diff) throw new Error(`${out} already holds variant "${p.name}" trained with another configuration (${diff}); choose another --out`);
+    }
+  }
+  return { out, datasetDir: dir, datasetName: name, loaded, data, requests, names, seeds };
 }
 
 export interface Prepared {
@@ -78,13 +167,23 @@ export interface Prepared {
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
 
-/** Dataset, tokenizer and pretrained towers for a run; each is cached and reused. */
-export async function prepare(opts: Pick<AblationOptions, 'dataset' | 'model' | 'vocabSize' | 'pretrain' | 'log' | 'progress' | 'skipBad' | 'lm' | 'vision'>): Promise<Prepared> {
+/**
+ * Dataset, tokenizer and pretrained towers for a run; each is cached and reused. The dataset
+ * is the plan's when given, else loaded here as a run reads it (loadRunDataset).
+ */
+export async function prepare(
+  opts: Pick<AblationOptions, 'dataset' | 'model' | 'vocabSize' | 'pretrain' | 'log' | 'progress' | 'skipBad' | 'lm' | 'vision'> & { plan?: Pick<AblationPlan, 'datasetDir' | 'datasetName' | 'loaded'> },
+): Promise<Prepared> {
   const log = opts.log ?? (() => {});
   await initBackend();
-  const { dir, name } = await ensureDataset(opts.dataset, { log });
-  // Strict by default: a bad row fails the run with every problem listed (file:line).
-  const { dataset, report } = await loadDataset(dir, { images: 'header', skipBad: opts.skipBad });
+  let dir: string, name: string, loaded: LoadResult;
+  if (opts.plan) ({ datasetDir: dir, datasetName: name, loaded } = opts.plan);
+  else {
+    ({ dir, name } = await ensureDataset(opts.dataset, { log }));
+    // Strict by default: a bad row fails the run with every problem listed (file:line).
+    loaded = await loadRunDataset(dir, { skipBad: opts.skipBad, imageSizes: [resolveModelConfig(opts.model ?? {}).vision.imageSize] });
+  }
+  const { dataset, report } = loaded;
   if (!report.ok) {
     const kinds = Object.entries(report.badRows).map(([k, n]) => `${n} ${k}`).join(', ');
     log(`skipped bad rows of ${dir}: ${kinds}${report.droppedPairs ? `; ${report.droppedPairs} pairs dropped with them` : ''}`);
@@ -199,7 +298,7 @@ function runInWorker(spec: VariantSpec, threads: number): Promise<VariantResult>
     let result: VariantResult | undefined;
     let failure: string | undefined;
     child.on('message', (m: { result?: VariantResult; error?: string }) => {
-      if (m.result) result = m.result;
+      if (m.result) result = reviveVariantResult(m.result);
       if (m.error) failure = m.error;
     });
     child.on('error', reject);
@@ -211,17 +310,30 @@ function runInWorker(spec: VariantSpec, threads: number): Promise<VariantResult>
   });
 }
 
-/** Trains and evaluates every (variant, seed); returns the aggregated results. */
-export async function runAblation(opts: AblationOptions): Promise<{ results: AblationResults; runs: VariantResult[] }> {
+/**
+ * Trains and evaluates every (variant, seed); returns the aggregated results. Checks the run
+ * first (planAblation, unless a plan is given), then holds the run folder's lock while it runs;
+ * a run that fails before writing anything into a folder it created removes that folder.
+ */
+export async function runAblation(opts: AblationOptions, plan?: AblationPlan): Promise<{ results: AblationResults; runs: VariantResult[] }> {
   const t0 = performance.now();
   const log = opts.log ?? (() => {});
-  const prepared = await prepare(opts);
-  const requests: VariantRequest[] = opts.variants.map((v) => (typeof v === 'string' ? { preset: v } : v));
-  for (const r of requests) presetConfig(r.preset); // fail fast on a bad name
-  const names = requests.map((r) => r.name ?? r.preset);
-  if (new Set(names).size !== names.length) throw new Error(`variant names must be unique, got ${names.join(', ')}`);
-  const seeds = Array.from({ length: opts.seeds ?? 1 }, (_, i) => (opts.seedBase ?? 0) + i);
-  const out = resolve(opts.out);
+  plan ??= await planAblation(opts);
+  const folder = openRunFolder(plan.out, { command: opts.command ?? 'runAblation', force: opts.force, log });
+  try {
+    return await runPlanned(opts, plan, t0);
+  } catch (e) {
+    folder.discardIfEmpty();
+    throw e;
+  } finally {
+    folder.release();
+  }
+}
+
+async function runPlanned(opts: AblationOptions, plan: AblationPlan, t0: number): Promise<{ results: AblationResults; runs: VariantResult[] }> {
+  const log = opts.log ?? (() => {});
+  const prepared = await prepare({ ...opts, plan });
+  const { requests, names, seeds, out } = plan;
   mkdirSync(out, { recursive: true });
   const specs: VariantSpec[] = [];
   for (const seed of seeds) {
@@ -241,7 +353,7 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
         checkpointDir: variantCheckpointRoot(out, name, seed),
         embeddingsDir: variantEmbeddingsDir(out, name, seed),
         progress: opts.progress,
-        skipBad: opts.skipBad,
+        data: plan.data,
       });
     });
   }
@@ -268,6 +380,7 @@ export async function runAblation(opts: AblationOptions): Promise<{ results: Abl
   const variants = names.map((name) => aggregate(runs.filter((r) => r.name === name)));
   const results: AblationResults = {
     dataset: prepared.datasetName,
+    datasetDir: prepared.datasetDir,
     backend: runs[0]?.backend ?? 'unknown',
     seed: seeds[0],
     seedList: seeds,

@@ -5,7 +5,6 @@
  */
 import { join } from 'node:path';
 import { initBackend } from '../backend';
-import { loadDataset } from '../data/loaders';
 import type { TextTokenizer } from '../data/tokenizer';
 import { ImageStore } from '../data/images';
 import type { Dataset } from '../data/schema';
@@ -19,6 +18,7 @@ import { train } from '../train/trainer';
 import { RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } from '../train/representation';
 import { presetConfig } from './presets';
 import { evaluateVariant, evaluationFields } from './evaluate';
+import { loadRunDataset, type RunDataOptions } from './datasets';
 import type { VariantResult } from './results';
 import { loadImportedTowers, loadRunTokenizer, type TowerSources } from './sources';
 
@@ -41,8 +41,8 @@ export interface VariantSpec {
   /** Save the test-note embeddings of n_m here (an EmbeddingCatalogue folder). */
   embeddingsDir?: string;
   progress?: 'auto' | 'bar' | 'lines' | 'silent';
-  /** Skip bad dataset rows (the runner's preparation has reported them). */
-  skipBad?: boolean;
+  /** How the run reads the dataset (the runner's preparation has reported what it left out). */
+  data: RunDataOptions;
 }
 
 /** What a variant's model is built from: runVariant trains it, restoreVariant and loadTrainedVariant read it back. */
@@ -147,7 +147,7 @@ export function importedFrozen(store: ParamStore, sources: TowerSources | undefi
 
 export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
   const backend = await initBackend();
-  const { dataset } = await loadDataset(spec.datasetDir, { images: 'exists', skipBad: spec.skipBad });
+  const { dataset } = await loadRunDataset(spec.datasetDir, spec.data);
   const tokenizer = loadRunTokenizer(spec.tokenizerPath, spec.sources);
   const modelCfg = resolveModelConfig({ ...presetConfig(spec.preset), ...spec.model }, tokenizer.vocabSize);
   const trainCfg = resolveTrainConfig(spec.train);
@@ -166,7 +166,19 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     const task = new RepresentationTask(model, encoder, vision, dataset.notes, dataset.pairs.train, dataset.pairs.val, trainCfg);
     const result = await train(task, store, trainCfg, {
       checkpointDir: spec.checkpointDir,
-      config: { model: modelCfg, train: trainCfg, preset: spec.preset, name: spec.name, datasetDir: spec.datasetDir, tokenizerPath: spec.tokenizerPath, pretrained: spec.pretrained, sources: spec.sources },
+      // How the run read its dataset, only when it left bad rows out (strict runs keep the
+      // config.json they always had): eval, embed and saliency on the checkpoint read it alike.
+      config: {
+        model: modelCfg,
+        train: trainCfg,
+        preset: spec.preset,
+        name: spec.name,
+        datasetDir: spec.datasetDir,
+        tokenizerPath: spec.tokenizerPath,
+        pretrained: spec.pretrained,
+        sources: spec.sources,
+        ...(spec.data.skipBad && { data: spec.data }),
+      },
       // Checkpoints hold what training changes; an imported tower's frozen weights stay in its folder.
       omitFromCheckpoint: spec.sources ? (path) => importedFrozen(store, spec.sources, path) : undefined,
       tauPath: TAU_PATH,

@@ -25,10 +25,11 @@
  * A checkpoint directory holds `model.safetensors` (weights), `config.json`, and for resuming
  * `optimizer.safetensors` (moments; the step in its metadata) and `trainer.json`.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readdirSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { tf } from '../backend';
+import { crashPoint } from '../backend/crash-points';
 
 export type SafetensorsDtype = 'F32' | 'I32' | 'F16' | 'BF16';
 /** Every dtype the reader accepts (the writer stores F32 and I32 only). */
@@ -643,15 +644,19 @@ export interface Checkpoint {
 /**
  * Saves a checkpoint directory atomically as a whole: the files are written (each fsynced)
  * into a fresh sibling directory, which then replaces `dir` by rename; the previous `dir`, if
- * any, is moved aside first and removed last. A crash can only leave a `.<name>.tmp-*` or
- * `.<name>.old-*` sibling behind, never a `dir` mixing two checkpoints.
+ * any, is moved aside first and removed last. A crash can only leave a `.<name>.tmp-*` staging
+ * or a `.<name>.old-*` sibling behind, never a `dir` mixing two checkpoints; a crash between
+ * the two renames leaves no `dir` but the previous checkpoint intact as `.<name>.old-*`, which
+ * recoverCheckpoint puts back.
  */
 export async function saveCheckpoint(dir: string, ckpt: Checkpoint): Promise<void> {
   await fsp.mkdir(dirname(dir), { recursive: true });
+  const slot = basename(dir);
   const staging = tmpName(dir, 'tmp');
   await fsp.mkdir(staging);
   try {
     await writeSafetensors(join(staging, CHECKPOINT_FILES.weights), ckpt.weights, ckpt.metadata);
+    crashPoint(`save:${slot}:staging`);
     await writeJsonAtomic(join(staging, CHECKPOINT_FILES.config), ckpt.config ?? null);
     if (ckpt.optimizer) {
       await writeSafetensors(join(staging, CHECKPOINT_FILES.optimizer), ckpt.optimizer.tensors, {
@@ -659,10 +664,12 @@ export async function saveCheckpoint(dir: string, ckpt: Checkpoint): Promise<voi
       });
     }
     if (ckpt.trainer !== undefined) await writeJsonAtomic(join(staging, CHECKPOINT_FILES.trainer), ckpt.trainer);
+    await syncDir(staging);
   } catch (e) {
     await fsp.rm(staging, { recursive: true, force: true });
     throw e;
   }
+  crashPoint(`save:${slot}:staged`);
   let old: string | undefined;
   try {
     await fsp.access(dir);
@@ -675,20 +682,97 @@ export async function saveCheckpoint(dir: string, ckpt: Checkpoint): Promise<voi
     }
     old = undefined;
   }
+  crashPoint(`save:${slot}:moved-aside`);
   await fsp.rename(staging, dir);
   await syncDir(dirname(dir));
+  crashPoint(`save:${slot}:swapped`);
   if (old) await fsp.rm(old, { recursive: true, force: true });
+}
+
+/** The siblings an interrupted saveCheckpoint(dir) can leave, newest first by modification time. */
+function saveLeftovers(dir: string): { staging: string[]; old: string[] } {
+  const parent = dirname(dir);
+  const prefix = `.${basename(dir)}.`;
+  let names: string[] = [];
+  try {
+    names = readdirSync(parent).filter((f) => f.startsWith(prefix));
+  } catch {
+    // No parent folder: nothing was ever saved here.
+  }
+  const timed = names.map((f) => ({ path: join(parent, f), kind: f.slice(prefix.length).split('-')[0], mtime: statSync(join(parent, f), { throwIfNoEntry: false })?.mtimeMs ?? 0 }));
+  timed.sort((a, b) => b.mtime - a.mtime);
+  return { staging: timed.filter((t) => t.kind === 'tmp').map((t) => t.path), old: timed.filter((t) => t.kind === 'old').map((t) => t.path) };
+}
+
+/** The pid in a `.<name>.<tag>-<pid>-…` leftover's name, when that process is still running (and not this one). */
+function liveWriter(path: string): number | null {
+  const m = /\.(?:tmp|old)-(\d+)-/.exec(basename(path));
+  const pid = m ? Number(m[1]) : NaN;
+  if (!Number.isInteger(pid) || pid === process.pid) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+  }
+}
+
+/**
+ * Brings a checkpoint folder back to a consistent state after a save was interrupted (killed):
+ * when `dir` is missing but the previous checkpoint was moved aside (`.<name>.old-*`), that is
+ * renamed back to `dir`; then every staging (`.<name>.tmp-*`) and moved-aside folder left by a
+ * process that is no longer running is removed. `dir` afterwards holds the previous checkpoint
+ * or the new one, never neither when one of them was complete. Returns what it did, for the log.
+ */
+export async function recoverCheckpoint(dir: string): Promise<{ restored?: string; removed: string[] }> {
+  const { staging, old } = saveLeftovers(dir);
+  let restored: string | undefined;
+  if (!(await exists(join(dir, CHECKPOINT_FILES.weights)))) {
+    const previous = old.find((p) => liveWriter(p) === null);
+    if (previous && (await exists(join(previous, CHECKPOINT_FILES.weights)))) {
+      // An empty or partial `dir` cannot exist (saveCheckpoint renames whole folders), but a
+      // hand-made one must not block the recovery: it is moved aside rather than deleted.
+      if (await exists(dir)) await fsp.rename(dir, tmpName(dir, 'old'));
+      await fsp.rename(previous, dir);
+      await syncDir(dirname(dir));
+      restored = previous;
+    }
+  }
+  const removed: string[] = [];
+  for (const p of [...staging, ...old]) {
+    if (p === restored || liveWriter(p) !== null) continue;
+    await fsp.rm(p, { recursive: true, force: true });
+    removed.push(p);
+  }
+  return { restored, removed };
+}
+
+/**
+ * What an interrupted save into `dir` left beside it: the previous checkpoint moved aside
+ * (complete, recoverable) and the newest unfinished staging folder; null where there is none.
+ */
+export function interruptedSave(dir: string): { previous: string | null; staging: string | null } {
+  const { staging, old } = saveLeftovers(dir);
+  return { previous: old[0] ?? null, staging: staging[0] ?? null };
+}
+
+/**
+ * When `dir` is not a checkpoint because a save into it was interrupted, the sentence that says
+ * so and how to recover; '' otherwise.
+ */
+export function interruptedSaveHint(dir: string): string {
+  const { previous, staging } = interruptedSave(dir);
+  if (previous) {
+    return ` (an interrupted save left the previous checkpoint at ${previous}: \`notellm2 train --resume\` with the same --out puts it back, or rename it to ${dir})`;
+  }
+  if (staging) return ` (an interrupted save left only an unfinished staging folder ${staging}; no complete checkpoint exists here)`;
+  return '';
 }
 
 /** Loads a checkpoint directory written by saveCheckpoint. */
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
-  try {
-    await fsp.access(join(dir, CHECKPOINT_FILES.weights));
-  } catch {
-    const parent = dirname(dir);
-    const leftovers = (await fsp.readdir(parent).catch(() => [] as string[])).filter((f) => f.startsWith(`.${basename(dir)}.old-`));
-    const hint = leftovers.length ? ` (an interrupted save left ${leftovers.map((f) => join(parent, f)).join(', ')}: rename it to ${dir} to recover)` : '';
-    throw new Error(`${dir}: not a checkpoint directory, ${CHECKPOINT_FILES.weights} is missing${hint}`);
+  if (!(await exists(join(dir, CHECKPOINT_FILES.weights)))) {
+    throw new Error(`${dir}: not a checkpoint directory, ${CHECKPOINT_FILES.weights} is missing${interruptedSaveHint(dir)}`);
   }
   const weightsPath = join(dir, CHECKPOINT_FILES.weights);
   const { tensors, metadata } = await readSafetensors(weightsPath);

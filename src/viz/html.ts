@@ -118,7 +118,7 @@ export function figureHtml(figure: Figure, opts: FigureHtmlOptions = {}): string
   );
 }
 
-/** Rows of a table: objects keyed by column, or danfojs-like `{ columns, values }`. */
+/** Rows of a table: objects keyed by column, or a DataFrame-like `{ columns, values }` (ResultsTable, danfojs). */
 export type TableInput =
   | Record<string, unknown>[]
   | { columns: string[]; values: unknown[][] | unknown[]; index?: (string | number)[] };
@@ -129,8 +129,8 @@ export interface Table {
 }
 
 /**
- * Normalises a table input. danfojs DataFrames are read through their `columns`, `values` and
- * `index` properties (no danfojs import needed here); a non-default index becomes a first
+ * Normalises a table input. DataFrame-like tables (ResultsTable, a danfojs DataFrame) are read
+ * through their `columns`, `values` and `index` properties; a non-default index becomes a first
  * column.
  */
 export function toTable(input: TableInput): Table {
@@ -140,7 +140,7 @@ export function toTable(input: TableInput): Table {
     return { columns, rows: input.map((row) => columns.map((c) => row[c])) };
   }
   if (input && Array.isArray(input.columns) && Array.isArray(input.values)) {
-    // A danfojs Series has 1-D values; a DataFrame 2-D.
+    // A Series has 1-D values; a DataFrame 2-D.
     const rows = (input.values as unknown[]).map((r) => (Array.isArray(r) ? r : [r]));
     const columns = input.columns.map(String);
     const index = input.index;
