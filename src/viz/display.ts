@@ -181,7 +181,7 @@ export function show(figure: Figure): string | undefined {
 }
 
 /**
- * Shows a table — a danfojs DataFrame (anything with `columns` and `values`) or an array of
+ * Shows a table — a DataFrame-like object (`columns` and `values`, e.g. resultsFrame) or an array of
  * row objects — as an HTML table in tslab, as padded text elsewhere.
  */
 export function showTable(input: TableInput, opts: { caption?: string } = {}): void {
