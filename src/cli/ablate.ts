@@ -30,6 +30,7 @@ export function registerAblate(program: Command): void {
     .option('--no-pretrain', 'start the LM and vision encoder from random weights')
     .option('--lm <folder>', 'a Hugging Face LLM folder (Llama family, Qwen2; save_pretrained layout) instead of the built-in pretrained LM')
     .option('--vision <folder>', 'a Hugging Face vision encoder folder (CLIP, SigLIP) instead of the built-in pretrained ViT')
+    .option('--lm-train <mode>', 'how an imported LLM trains: full | last:N | lora:R (frozen weights stay outside the wasm heap)')
     .option('--skip-bad', 'skip bad rows of the dataset (and print how many of each kind) instead of failing')
     .option('--no-saliency', 'skip the modality saliency of the trained variants (docs/method.md "Modality saliency")')
     .option('--png', 'also render the report figures to PNG (headless Chromium)')
@@ -59,6 +60,7 @@ interface AblateFlags {
   skipBad?: boolean;
   lm?: string;
   vision?: string;
+  lmTrain?: string;
   saliency?: boolean;
   png?: boolean;
   force?: boolean;
@@ -76,7 +78,7 @@ async function ablateCommand(o: AblateFlags): Promise<void> {
     seeds: o.seeds,
     out,
     workers: o.workers,
-    train: { ...DEFAULT_ABLATION_TRAIN, ...smoke?.train, ...(o.epochs && { epochs: o.epochs }), ...(o.maxSteps !== undefined && { maxSteps: o.maxSteps }), ...(o.batch && { batchPairs: o.batch }), ...(o.lr && { lr: o.lr }) },
+    train: { ...DEFAULT_ABLATION_TRAIN, ...smoke?.train, ...(o.epochs && { epochs: o.epochs }), ...(o.maxSteps !== undefined && { maxSteps: o.maxSteps }), ...(o.batch && { batchPairs: o.batch }), ...(o.lr && { lr: o.lr }), ...(o.lmTrain && { lmTrain: o.lmTrain }) },
     pretrain: o.pretrain === false ? false : smoke?.pretrain,
     log,
     skipBad: o.skipBad,

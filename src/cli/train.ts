@@ -39,6 +39,8 @@ export interface TrainCommandOptions {
   /** Imported towers: Hugging Face folders (see runAblation). */
   lm?: string;
   vision?: string;
+  /** How an imported LLM trains (full | last:N | lora:R). */
+  lmTrain?: string;
   /** false: skip embeddings.json, neighbours.json and report.html. */
   report?: boolean;
   png?: boolean;
@@ -83,6 +85,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<TrainCommand
     ...(o.maxSteps !== undefined && { maxSteps: o.maxSteps }),
     ...(o.batch !== undefined && { batchPairs: o.batch }),
     ...(o.lr !== undefined && { lr: o.lr }),
+    ...(o.lmTrain !== undefined && { lmTrain: o.lmTrain }),
     ...(o.checkpointEvery !== undefined && { checkpointEvery: o.checkpointEvery }),
   };
   const opts: AblationOptions = {
@@ -160,6 +163,7 @@ export function registerTrain(program: Command): void {
     .option('--no-pretrain', 'start the LM and vision encoder from random weights')
     .option('--lm <folder>', 'a Hugging Face LLM folder (Llama family, Qwen2; save_pretrained layout) instead of the built-in pretrained LM')
     .option('--vision <folder>', 'a Hugging Face vision encoder folder (CLIP, SigLIP) instead of the built-in pretrained ViT')
+    .option('--lm-train <mode>', 'how an imported LLM trains: full | last:N | lora:R (frozen weights stay outside the wasm heap)')
     .option('--skip-bad', 'skip bad rows of the dataset (and print how many of each kind) instead of failing')
     .option('--no-report', 'skip embeddings.json, neighbours.json and report.html')
     .option('--png', 'also render the report figures to PNG (headless Chromium)')

@@ -23,7 +23,7 @@ import type { ModelConfig, ResolvedModelConfig } from '../model/config';
 import { HF_CONFIG_FILE, importHfLM, readHfLMConfig } from '../model/hf/llama';
 import { HF_PREPROCESSOR_FILE, importHfVision, readHfVisionSpec } from '../model/hf/vision';
 import { HF_WEIGHTS_FILE, HF_WEIGHTS_INDEX } from '../model/hf/weights';
-import { lmLayout } from '../model/lm';
+import { lmLayout, type DecoderLM } from '../model/lm';
 import { growLMVocab } from '../model/lm-train';
 
 export const HF_TOKENIZER_FILE = 'tokenizer.json';
@@ -164,16 +164,20 @@ export async function importedModelConfig(sources: TowerSources, vocabSize: numb
  * Reads the imported towers' weights into `store` (under `lm` and `vit`, where NoteLLM2Model
  * looks), before the model is built on the store: the model then finds them and creates only
  * what is new (connector, gate, output head). The token embedding grows to the model's
- * vocabulary with mean rows. Folders are checked against their records first.
+ * vocabulary with mean rows. Folders are checked against their records first. Returns the
+ * LLM as laid out for `lmTrain` (pass it to NoteLLM2Model: its frozen weights are not in the store).
  */
-export async function loadImportedTowers(store: ParamStore, cfg: ResolvedModelConfig, sources: TowerSources): Promise<void> {
+export async function loadImportedTowers(store: ParamStore, cfg: ResolvedModelConfig, sources: TowerSources, lmTrain = 'full'): Promise<{ lm?: DecoderLM }> {
+  let lm: DecoderLM | undefined;
   if (sources.lm) {
     await verifySource(sources.lm, '--lm');
-    const { lm } = await importHfLM(sources.lm.folder, { store, prefix: 'lm', head: 'none' });
-    growLMVocab(store, lm, cfg.lm.vocabSize);
+    // Laid out for the training mode: the weights it freezes go to native memory, never the heap.
+    const imported = await importHfLM(sources.lm.folder, { store, prefix: 'lm', head: 'none', train: lmTrain });
+    lm = growLMVocab(store, imported.lm, cfg.lm.vocabSize);
   }
   if (sources.vision && (cfg.earlyFusion || cfg.lateFusion)) {
     await verifySource(sources.vision, '--vision');
     await importHfVision(sources.vision.folder, store, { prefix: 'vit' });
   }
+  return { lm };
 }

@@ -13,7 +13,7 @@ import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from '
 import { NoteLLM2Model } from '../model/notellm2';
 import { PromptEncoder } from '../model/batch';
 import { loadCheckpoint } from '../model/checkpoint';
-import { resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
+import { lmTrainOf, resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
 import { train } from '../train/trainer';
 import { RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } from '../train/representation';
 import { presetConfig } from './presets';
@@ -101,8 +101,11 @@ export async function buildVariantModel(spec: VariantModelSpec): Promise<Variant
   const store = new ParamStore(spec.seed);
   try {
     // Imported towers first: the model built on the store then finds their weights.
-    if (sources) await loadImportedTowers(store, modelCfg, sources);
-    const model = new NoteLLM2Model(modelCfg, store);
+    const imported = sources ? await loadImportedTowers(store, modelCfg, sources, lmTrainOf(trainCfg)) : {};
+    if (!sources?.lm && lmTrainOf(trainCfg) !== 'full') {
+      throw new Error(`--lm-train ${lmTrainOf(trainCfg)} applies to an imported LLM (--lm <folder>); the built-in LM trains in full`);
+    }
+    const model = new NoteLLM2Model(modelCfg, store, imported);
     if (trainCfg.freezeVision) store.setTrainable('vit', false);
     for (const prefix of trainCfg.freeze) store.setTrainable(prefix, false);
     if ('pretrained' in spec.from) {

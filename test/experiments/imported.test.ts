@@ -40,6 +40,7 @@ before(async () => {
   // A Hugging Face LLM folder: the llama_gqa checkpoint with a tokenizer of its 300 ids.
   cpSync(join(FIX, 'hf', 'llama_gqa'), lmDir, { recursive: true });
   cpSync(join(FIX, 'hf', 'tokenizer-300'), lmDir, { recursive: true });
+  cpSync(lmDir, `${lmDir}-lora`, { recursive: true }); // untouched by the changed-source test
   ({ results, runs } = await runAblation({
     dataset: 'synth',
     variants: ['basic', 'notellm2'],
@@ -138,4 +139,32 @@ test('the run folder holds one checkpoint folder per variant and no pretraining 
   assert.deepEqual(readdirSync(join(out, 'checkpoints')).sort(), ['basic-s0', 'notellm2-s0']);
   assert.ok(Number.isFinite(runs[0].metrics['R@10']));
   assert.ok(existsSync(join(out, 'checkpoints', 'basic-s0', 'best', 'model.safetensors')));
+});
+
+test('--lm-train lora:2: checkpoints hold the adapters and no base weight; eval of the checkpoint reproduces the run', async () => {
+  const loraOut = join(tmp, 'lora');
+  const { runs: loraRuns } = await runAblation({
+    dataset: 'synth',
+    variants: ['notellm2'],
+    out: loraOut,
+    workers: 1,
+    lm: lmDir.replace(/lm$/, 'lm-lora'),
+    vision: join(FIX, 'hf', 'clip_vision'),
+    train: { maxSteps: 2, batchPairs: 4, lmTrain: 'lora:2' },
+    model: { connector: { numQueries: 2, layers: 1 } },
+    progress: 'silent',
+    log: () => {},
+  });
+  assert.equal(loraRuns[0].config.train.lmTrain, 'lora:2');
+  const dir = variantCheckpointDir(loraOut, 'notellm2', 0, 'best');
+  const names = Object.keys((await readSafetensors(join(dir, 'model.safetensors'))).tensors);
+  const lmNames = names.filter((n) => n.startsWith('lm.'));
+  assert.equal(lmNames.length, 3 * 4 * 2, `a and b of q, k, v, o in 3 layers: ${lmNames.join(', ')}`);
+  assert.ok(lmNames.every((n) => /\.lora_[ab]$/.test(n)));
+  const v = await restoreVariant(dir);
+  try {
+    assert.deepEqual((await evaluateVariant(v)).metrics, loraRuns[0].metrics);
+  } finally {
+    v.dispose();
+  }
 });
