@@ -12,6 +12,7 @@ import { registerTrain } from './cli/train';
 import { registerEval } from './cli/eval';
 import { registerEmbed } from './cli/embed';
 import { registerHf } from './cli/hf';
+import { registerExport } from './cli/export';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerEmbed(program);
   registerHf(program);
+  registerExport(program);
   return program;
 }
 

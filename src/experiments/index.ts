@@ -9,3 +9,5 @@ export * from './restore';
 export * from './evaluate';
 export * from './saliency';
 export * from './run-folder';
+export * from './sources';
+export * from './export';

@@ -24,7 +24,9 @@ import { importTokenizer, loadImportedTowers, tokenizerRoles } from '../../src/e
 import { ParamStore } from '../../src/model/params';
 import { resolveModelConfig } from '../../src/model/config';
 import { presetConfig } from '../../src/experiments/presets';
-import { variantCheckpointDir } from '../../src/experiments/run-folder';
+import { variantCheckpointDir, variantEmbeddingsDir } from '../../src/experiments/run-folder';
+import { exportVariant, EXPORT_MODEL_DIR } from '../../src/experiments/export';
+import { EmbeddingCatalogue } from '../../src/eval/catalogue';
 import type { AblationResults, VariantResult } from '../../src/experiments/results';
 
 const FIX = resolve('test/fixtures');
@@ -141,7 +143,7 @@ test('the run folder holds one checkpoint folder per variant and no pretraining 
   assert.ok(existsSync(join(out, 'checkpoints', 'basic-s0', 'best', 'model.safetensors')));
 });
 
-test('--lm-train lora:2: checkpoints hold the adapters and no base weight; eval of the checkpoint reproduces the run', async () => {
+test('--lm-train lora:2: checkpoints hold the adapters and no base weight; eval of the checkpoint reproduces the run; an export loads back to the same embeddings', async () => {
   const loraOut = join(tmp, 'lora');
   const { runs: loraRuns } = await runAblation({
     dataset: 'synth',
@@ -166,5 +168,26 @@ test('--lm-train lora:2: checkpoints hold the adapters and no base weight; eval 
     assert.deepEqual((await evaluateVariant(v)).metrics, loraRuns[0].metrics);
   } finally {
     v.dispose();
+  }
+
+  // Export: a Hugging Face folder (LoRA merged, Hugging Face names, grown vocabulary, no head)
+  // plus the rest; loaded back, it embeds the test notes as the run did.
+  const exp = join(tmp, 'export');
+  await exportVariant(dir, exp);
+  const keys = Object.keys((await readSafetensors(join(exp, 'model.safetensors'))).tensors);
+  assert.ok(keys.includes('model.embed_tokens.weight') && keys.includes('model.layers.2.self_attn.q_proj.weight') && keys.includes('model.norm.weight'));
+  assert.ok(!keys.some((k) => k.includes('lora') || k === 'lm_head.weight'), 'adapters merged, no head');
+  const hfConfig = JSON.parse(readFileSync(join(exp, 'config.json'), 'utf8'));
+  assert.equal(hfConfig.vocab_size, 303);
+  const back = await restoreVariant(join(exp, EXPORT_MODEL_DIR));
+  try {
+    const e = await evaluateVariant(back);
+    const saved = await EmbeddingCatalogue.load(variantEmbeddingsDir(loraOut, 'notellm2', 0));
+    let max = 0;
+    for (let i = 0; i < saved.vectors.length; i++) max = Math.max(max, Math.abs(saved.vectors[i] - e.catalogue.vectors[i]));
+    assert.ok(max < 1e-5, `exported model's embeddings differ by ${max}`);
+    assert.deepEqual(e.metrics, loraRuns[0].metrics);
+  } finally {
+    back.dispose();
   }
 });
