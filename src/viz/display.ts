@@ -4,9 +4,10 @@
  * Inside the tslab kernel every call sends one Jupyter display output carrying several
  * representations, richest first, and the front end picks what it can show:
  *
- * - `application/vnd.plotly.v1+json` (`{ data, layout }`): drawn interactively by the front
- *   end's plotly renderer (JupyterLab 4 / Notebook 7 with the Python `plotly` package), also in
- *   an untrusted notebook — a saved one reopened, one executed by nbconvert, one from git;
+ * - `application/vnd.plotly.v1+json` (`{ data, layout }`): the front end's plotly renderer
+ *   (JupyterLab 4 / Notebook 7 with the Python `plotly` package) shows the picture below and
+ *   draws the interactive figure when the mouse is over it, also in an untrusted notebook — a
+ *   saved one reopened, one executed by nbconvert, one from git;
  * - `image/png`: a static picture rendered in headless Chromium (snapshot.ts) when one is
  *   available;
  * - `text/html`: the same picture plus a line saying what to do for the interactive figure
@@ -130,6 +131,9 @@ export function figureOutput(figure: Figure, snapshot: Snapshot): DisplayOutput 
       ? `Static picture of an interactive figure. For the interactive version, ${TRUST_NOTE}.`
       : `This figure is drawn by a script that did not run here: ${TRUST_NOTE}. No static picture was saved: ${snapshot.error}.`;
   const html = figureHtml(figure, {
+    // plotly.js is in the page before this script runs (earlier in the same output, or an
+    // earlier output) or not at all: no need to wait long before saying so.
+    waitSeconds: 5,
     static: 'png' in snapshot ? { png: snapshot.png, width: snapshot.width, height: snapshot.height, note } : { note },
     missingPlotly:
       'plotly.js is not in this page (the kernel sends it once, with its first figure), so this picture stays static: ' +
