@@ -138,7 +138,8 @@ export class ScaleStack {
   private embedLast(ids: tf.Tensor2D): tf.Tensor2D {
     const [b, t] = ids.shape;
     const d = this.lm.cfg.dim;
-    const { last } = this.lm.forward(this.lm.embed(ids));
+    // A trainable embedding is the only thing upstream of the layers here.
+    const { last } = this.lm.forward(this.lm.embed(ids), { inputsNeedGrad: this.lm.nativeEmbedding === null });
     return tf.reshape(tf.slice(last, [0, t - 1, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;
   }
 

@@ -7,9 +7,10 @@
  * intermediate gradient. At a real LLM size that is ~150 MB per layer for a batch of 1024
  * tokens and the 4 GB wasm heap runs out long before the model does. Here a layer saves only
  * what its backward needs (x, q and k after RoPE, v, the attention probabilities, the
- * attention output, the residual after attention, the SwiGLU's gate and up: 5⅔·[N, d]-ish +
- * 2·[N, f]), recomputes the cheap rest (both RMSNorm outputs, σ(gate), the gated product,
- * LoRA's x·A), and frees its temporaries as it goes. Frozen weights get no gradient at all:
+ * attention output, the residual after attention, the SwiGLU's gate and up: 5⅔·[N, d] +
+ * 2·[N, f] here, plus each adapter's [N, r] x·A), recomputes the cheap rest (an RMSNorm
+ * output, σ(gate), the gated product — each only when a weight or adapter gradient needs it),
+ * and frees its temporaries as it goes. Frozen weights get no gradient at all:
  * only the layer's trainable variables are inputs of the node.
  *
  * The forward is the same ops in the same order as DecoderBlock.forward (bit-identical
@@ -67,21 +68,42 @@ function colSum(x: T): T {
 }
 
 /**
- * Backward of y = x·W (+ b) (+ (alpha/r)·(x·A)·B) for x [N, in], dy [N, out]: ∂x, and the
- * gradients of whichever of W, b, A, B are trainable variables.
+ * Backward of y = x·W (+ b) (+ (alpha/r)·(x·A)·B) for x [N, in] (null when needsInput is
+ * false), dy [N, out], xa the forward's scaled x·A: ∂x, and the gradients of whichever of W,
+ * b, A, B are trainable variables.
  */
-function linearBackward(lin: Linear, x: T, dy: T, grads: Map<tf.Variable, T>): T {
+function linearBackward(lin: Linear, x: T | null, xa: T | null, dy: T, grads: Map<tf.Variable, T>): T {
   let dx: T = lin.native ? nativeProduct(dy as tf.Tensor2D, lin.native, true) : tf.matMul(dy as tf.Tensor2D, lin.weight as tf.Tensor2D, false, true);
   if (!lin.native && lin.weight.trainable) grads.set(lin.weight, tf.matMul(x as tf.Tensor2D, dy as tf.Tensor2D, true, false));
   if (lin.bias?.trainable) grads.set(lin.bias, colSum(dy));
   if (lin.lora) {
     const { a, b, scale } = lin.lora;
     const dxa = tf.mul(tf.matMul(dy as tf.Tensor2D, b as tf.Tensor2D, false, true), scale); // [N, r] = ∂L/∂(x·A)
-    if (b.trainable) grads.set(b, tf.matMul(tf.mul(tf.matMul(x as tf.Tensor2D, a as tf.Tensor2D), scale) as tf.Tensor2D, dy as tf.Tensor2D, true, false));
+    if (b.trainable) grads.set(b, tf.matMul(xa as tf.Tensor2D, dy as tf.Tensor2D, true, false));
     if (a.trainable) grads.set(a, tf.matMul(x as tf.Tensor2D, dxa as tf.Tensor2D, true, false));
     dx = tf.add(dx, tf.matMul(dxa as tf.Tensor2D, a as tf.Tensor2D, false, true));
   }
   return dx;
+}
+
+/**
+ * y = x·W (+ (alpha/r)·(x·A)·B) (+ b): the same ops in the same order as Linear.apply, also
+ * returning the scaled x·A [N, r] of an adapter (saved: B's gradient needs it).
+ */
+function linearForward(lin: Linear, x: T): { y: T; xa: T | null } {
+  let y: T = lin.native ? nativeProduct(x as tf.Tensor2D, lin.native) : tf.matMul(x as tf.Tensor2D, lin.weight as tf.Tensor2D);
+  let xa: T | null = null;
+  if (lin.lora) {
+    xa = tf.mul(tf.matMul(x as tf.Tensor2D, lin.lora.a as tf.Tensor2D), lin.lora.scale);
+    y = tf.add(y, tf.matMul(xa as tf.Tensor2D, lin.lora.b as tf.Tensor2D));
+  }
+  if (lin.bias) y = tf.add(y, lin.bias);
+  return { y, xa };
+}
+
+/** Whether the backward needs the Linear's input: for its weight's gradient or its adapter's. */
+function needsInput(lin: Linear): boolean {
+  return Boolean(lin.lora) || (!lin.native && lin.weight.trainable);
 }
 
 /** The layer's variables in a fixed order (store-held weights, biases, norm gains, LoRA factors). */
@@ -95,13 +117,25 @@ export function blockVariables(block: DecoderBlock): tf.Variable[] {
   return out;
 }
 
+/** The layer's seven projections in a fixed order (their adapter products are saved in this order). */
+function projections(block: DecoderBlock): Linear[] {
+  const { attn, mlp } = block;
+  return [attn.q, attn.k, attn.v, attn.o, mlp.gate, mlp.up, mlp.down];
+}
+
 /** Forward of one layer on x [N, d] (b, t given), and the tensors its backward needs. */
 function forwardCore(block: DecoderBlock, x: T, b: number, t: number): { out: T; saved: T[] } {
   const { heads: h, kvHeads: kv, headDim: hd, rope } = block.attn.cfg;
   const g = h / kv;
   const N = b * t;
-  const [h1] = rmsForward(x, block.attnNorm);
-  const q = block.attn.q.apply(h1), k = block.attn.k.apply(h1), v = block.attn.v.apply(h1);
+  const xas: T[] = [];
+  const lin = (l: Linear, input: T): T => {
+    const { y, xa } = linearForward(l, input);
+    if (xa) xas.push(xa);
+    return y;
+  };
+  const [h1, r1] = rmsForward(x, block.attnNorm);
+  const q = lin(block.attn.q, h1), k = lin(block.attn.k, h1), v = lin(block.attn.v, h1);
   const scale = 1 / Math.sqrt(hd);
   const q4 = tf.reshape(q, [b, t, h, hd]);
   const k4 = tf.reshape(k, [b, t, kv, hd]);
@@ -114,37 +148,43 @@ function forwardCore(block: DecoderBlock, x: T, b: number, t: number): { out: T;
   const p = tf.softmax(tf.add(raw, causalBias(t))); // [b, h, t, t]
   const ctx = g === 1 ? tf.matMul(p, vh) : tf.reshape(tf.matMul(tf.reshape(p, [b, kv, g * t, t]), vh), [b, h, t, hd]);
   const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [N, h * hd]);
-  const xm = tf.add(x, block.attn.o.apply(merged)); // [N, d]
+  const xm = tf.add(x, lin(block.attn.o, merged)); // [N, d]
   const [h2, r2] = rmsForward(xm, block.mlpNorm);
-  const gg = block.mlp.gate.apply(h2), uu = block.mlp.up.apply(h2);
+  const gg = lin(block.mlp.gate, h2), uu = lin(block.mlp.up, h2);
   const { m } = gateValue(gg, uu);
-  const out = tf.add(xm, block.mlp.down.apply(m));
-  // r1 is recomputed with h1 in the backward (one [N, 1] column is not worth a second path).
-  return { out, saved: [x, qh, kt, vh, p, merged, xm, r2, gg, uu] };
+  const out = tf.add(xm, lin(block.mlp.down, m));
+  return { out, saved: [x, r1, qh, kt, vh, p, merged, xm, r2, gg, uu, ...xas] };
 }
 
 /** The layer's backward: ∂x and the gradients of its trainable variables. */
 function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: number, grads: Map<tf.Variable, T>): T {
-  const [x, qh, kt, vh, p, merged, xm, r2, gg, uu] = saved;
-  const { heads: h, kvHeads: kv, headDim: hd, rope } = block.attn.cfg;
+  const [x, r1, qh, kt, vh, p, merged, xm, r2, gg, uu] = saved;
+  const xaOf = new Map<Linear, T>();
+  let i = 11;
+  for (const l of projections(block)) if (l.lora) xaOf.set(l, saved[i++]);
+  const { attn, mlp } = block;
+  const { heads: h, kvHeads: kv, headDim: hd, rope } = attn.cfg;
   const g = h / kv;
   const N = b * t;
+  const back = (l: Linear, input: T | null, d: T) => linearBackward(l, input, xaOf.get(l) ?? null, d, grads);
   const keep = (v: tf.Variable, grad: T) => {
     if (v.trainable) grads.set(v, grad);
   };
 
-  // MLP: out = xm + down(silu(gate(h2))·up(h2)), h2 = norm2(xm).
-  const [h2] = rmsForward(xm, block.mlpNorm);
-  const { m, s } = gateValue(gg, uu);
-  const dm = linearBackward(block.mlp.down, m, dy, grads);
+  // MLP: out = xm + down(silu(gate(h2))·up(h2)), h2 = norm2(xm). Inputs are recomputed only
+  // where a weight or adapter gradient needs them.
+  const h2 = needsInput(mlp.gate) || needsInput(mlp.up) ? rmsForward(xm, block.mlpNorm)[0] : null;
+  const s = tf.sigmoid(gg);
+  const m = needsInput(mlp.down) ? (gateKernelAvailable() ? gateForward(gg, s, uu) : tf.mul(tf.mul(gg, s), uu)) : null;
+  const dm = back(mlp.down, m, dy);
   const [dg, du] = gateGrad(dm, gg, uu, s);
-  const dh2 = tf.add(linearBackward(block.mlp.gate, h2, dg, grads), linearBackward(block.mlp.up, h2, du, grads));
+  const dh2 = tf.add(back(mlp.gate, h2, dg), back(mlp.up, h2, du));
   const [dxmNorm, dw2] = rmsBackward(dh2, xm, block.mlpNorm, r2);
   keep(block.mlpNorm.weight, dw2);
   const dxm = tf.add(dy, dxmNorm);
 
   // Attention: xm = x + o(merged), merged = heads of softmax(q·kᵀ + causal)·v.
-  const dmerged = linearBackward(block.attn.o, merged, dxm, grads);
+  const dmerged = back(attn.o, merged, dxm);
   const dctx = tf.reshape(tf.transpose(tf.reshape(dmerged, [b, t, h, hd]), [0, 2, 1, 3]), [b, kv, g * t, hd]);
   const pg = tf.reshape(p, [b, kv, g * t, t]);
   const dp = tf.reshape(tf.matMul(dctx, vh, false, true), [b, h, t, t]);
@@ -159,8 +199,8 @@ function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: numb
   const dq = tf.reshape(rope ? rope.applyGrad(dqr, 0, scale) : tf.mul(dqr, scale), [N, h * hd]);
   const dk = tf.reshape(rope ? rope.applyGrad(dkr, 0) : dkr, [N, kv * hd]);
   const dv = tf.reshape(tf.transpose(dvh, [0, 2, 1, 3]), [N, kv * hd]);
-  const [h1, r1] = rmsForward(x, block.attnNorm);
-  const dh1 = tf.addN([linearBackward(block.attn.q, h1, dq, grads), linearBackward(block.attn.k, h1, dk, grads), linearBackward(block.attn.v, h1, dv, grads)]);
+  const h1 = needsInput(attn.q) || needsInput(attn.k) || needsInput(attn.v) ? rmsForward(x, block.attnNorm)[0] : null;
+  const dh1 = tf.addN([back(attn.q, h1, dq), back(attn.k, h1, dk), back(attn.v, h1, dv)]);
   const [dxNorm, dw1] = rmsBackward(dh1, x, block.attnNorm, r1);
   keep(block.attnNorm.weight, dw1);
   return tf.add(dxm, dxNorm);
@@ -169,20 +209,26 @@ function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: numb
 /**
  * One decoder layer on x [b, t, d] as a single differentiable op whose inputs are x and the
  * layer's trainable variables (read at call time). Without a gradient tape it is just the forward.
+ * `save: false` keeps nothing for a backward pass: for a layer without trainable variables
+ * whose input needs no gradient either (a frozen prefix under last:N fed by a frozen
+ * embedding); a backward through such a layer is an error.
  */
-export function fusedBlockForward(block: DecoderBlock, x: tf.Tensor3D): tf.Tensor3D {
+export function fusedBlockForward(block: DecoderBlock, x: tf.Tensor3D, opts: { save?: boolean } = {}): tf.Tensor3D {
   const [b, t, d] = x.shape;
   const vars = blockVariables(block).filter((v) => v.trainable);
+  const keep = opts.save ?? true;
+  if (!keep && vars.length) throw new Error(`fusedBlockForward ${block.path}: a layer with trainable variables must save for its backward`);
   type Save = (ts: T[]) => void;
   const f = (...args: unknown[]) => {
     const save = args[args.length - 1] as Save;
     const xIn = args[0] as T;
     const { out, saved } = forwardCore(block, tf.reshape(xIn, [b * t, d]), b, t);
-    save(saved);
+    if (keep) save(saved);
     return {
       value: tf.reshape(out, [b, t, d]),
       gradFunc: (dy: T, kept: T[]) =>
         tf.tidy(() => {
+          if (!keep) throw new Error(`fusedBlockForward ${block.path}: a gradient through this layer was asked, but its forward ran with inputsNeedGrad false`);
           const grads = new Map<tf.Variable, T>();
           const dx = backwardCore(block, tf.reshape(dy, [b * t, d]), kept, b, t, grads);
           return [tf.reshape(dx, [b, t, d]), ...vars.map((v) => {

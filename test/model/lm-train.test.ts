@@ -52,11 +52,11 @@ function randomise(store: ParamStore, re: RegExp, seed: number, std = 0.2): void
 }
 
 /** Symmetric InfoNCE on the last token, as representation training computes it. */
-function reprLoss(lm: DecoderLM, x: tf.Tensor2D, tau: tf.Tensor): tf.Scalar {
+function reprLoss(lm: DecoderLM, x: tf.Tensor2D, tau: tf.Tensor, inputsNeedGrad = true): tf.Scalar {
   return tf.tidy(() => {
     const [b, t] = x.shape;
     const d = lm.cfg.dim;
-    const e = tf.reshape(tf.slice(lm.forward(lm.embed(x)).last, [0, t - 1, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;
+    const e = tf.reshape(tf.slice(lm.forward(lm.embed(x), { inputsNeedGrad }).last, [0, t - 1, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;
     return infoNce(tf.slice(e, [0, 0], [b / 2, d]) as tf.Tensor2D, tf.slice(e, [b / 2, 0], [b / 2, d]) as tf.Tensor2D, tau);
   });
 }
@@ -157,6 +157,19 @@ test('fused layer backward = automatic gradient (values and every trainable grad
           const ga = g.dataSync(), gb = b.grads[path].dataSync();
           const scale = Math.max(1e-3, ...Array.from(gb, Math.abs));
           assert.ok(maxDiff(ga, gb) <= 2e-5 * scale + 1e-7, `${backend} ${mode} ${path}: ${maxDiff(ga, gb)} (scale ${scale})`);
+        }
+        if (mode === 'last:2') {
+          // The frozen first layer, fed by the frozen embedding, keeps nothing for a backward pass: same gradients.
+          const c = store.variableGrads(() => reprLoss(fused, x, tau, false));
+          for (const [path, g] of Object.entries(c.grads)) assert.equal(maxDiff(g.dataSync(), a.grads[path].dataSync()), 0, `inputsNeedGrad false: ${path}`);
+          tf.dispose([c.value, ...Object.values(c.grads)]);
+          // …and a gradient asked through it after all is an error, not a silent zero.
+          const sc = tf.variable(tf.scalar(1));
+          assert.throws(() => tf.variableGrads(() => tf.tidy(() => {
+            const h = fused.forward(tf.mul(fused.embed(x), sc) as tf.Tensor3D, { inputsNeedGrad: false }).last;
+            return tf.sum(h) as tf.Scalar;
+          }), [sc]), /ran with inputsNeedGrad false/);
+          sc.dispose();
         }
         tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads), x, tau]);
         releaseLMNative(fused);
