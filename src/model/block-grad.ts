@@ -8,12 +8,14 @@
  * tokens and the 4 GB wasm heap runs out long before the model does. Here a layer saves only
  * what its backward needs (x, q and k after RoPE, v, the attention probabilities, the
  * attention output, the residual after attention, the SwiGLU's gate and up: 5⅔·[N, d] +
- * 2·[N, f] here, plus each adapter's [N, r] x·A), recomputes the cheap rest (an RMSNorm
- * output, σ(gate), the gated product — each only when a weight or adapter gradient needs it),
- * and frees its temporaries as it goes. Frozen weights get no gradient at all:
+ * 2·[N, f] here), recomputes the cheap rest (an RMSNorm output, σ(gate), the gated product,
+ * an adapter's x·A — each only when a weight or adapter gradient needs it), and frees its
+ * temporaries as it goes. Frozen weights get no gradient at all:
  * only the layer's trainable variables are inputs of the node.
  *
- * The forward is the same ops in the same order as DecoderBlock.forward (bit-identical
+ * LoRA on a frozen native weight runs as one product with W' = W + (alpha/r)·A·B, merged in
+ * native memory once per change of A or B (mergedWeight), instead of the adapter branch.
+ * Otherwise the forward is the same ops in the same order as DecoderBlock.forward (bit-identical
  * values); the backward computes the same gradients (test/model/lm-train.test.ts checks both
  * against the automatic gradient).
  *
@@ -21,7 +23,7 @@
  * hd head width, f SwiGLU hidden width, r LoRA rank.
  */
 import { tf } from '../backend';
-import { nativeProduct } from '../backend/native-matmul';
+import { NativeMatrix, nativeAddLowRank, nativeProduct } from '../backend/native-matmul';
 import { rmsNormBackward, rmsNormForward, rmsNormKernelAvailable } from '../backend/rmsnorm-kernel';
 import { gateBackward, gateForward, gateKernelAvailable } from '../backend/gate-kernel';
 import { causalBias } from './attention';
@@ -69,36 +71,77 @@ function colSum(x: T): T {
 
 /**
  * Backward of y = x·W (+ b) (+ (alpha/r)·(x·A)·B) for x [N, in] (null when needsInput is
- * false), dy [N, out], xa the forward's scaled x·A: ∂x, and the gradients of whichever of W,
- * b, A, B are trainable variables.
+ * false) and dy [N, out]: ∂x, and the gradients of whichever of W, b, A, B are trainable
+ * variables. ∂x goes through the merged W' where the forward used it.
  */
-function linearBackward(lin: Linear, x: T | null, xa: T | null, dy: T, grads: Map<tf.Variable, T>): T {
-  let dx: T = lin.native ? nativeProduct(dy as tf.Tensor2D, lin.native, true) : tf.matMul(dy as tf.Tensor2D, lin.weight as tf.Tensor2D, false, true);
+function linearBackward(lin: Linear, x: T | null, dy: T, grads: Map<tf.Variable, T>): T {
+  const mergedBase = mergesAdapter(lin);
+  let dx: T = lin.native
+    ? nativeProduct(dy as tf.Tensor2D, mergedBase ? mergedWeight(lin) : lin.native, true)
+    : tf.matMul(dy as tf.Tensor2D, lin.weight as tf.Tensor2D, false, true);
   if (!lin.native && lin.weight.trainable) grads.set(lin.weight, tf.matMul(x as tf.Tensor2D, dy as tf.Tensor2D, true, false));
   if (lin.bias?.trainable) grads.set(lin.bias, colSum(dy));
   if (lin.lora) {
     const { a, b, scale } = lin.lora;
     const dxa = tf.mul(tf.matMul(dy as tf.Tensor2D, b as tf.Tensor2D, false, true), scale); // [N, r] = ∂L/∂(x·A)
-    if (b.trainable) grads.set(b, tf.matMul(xa as tf.Tensor2D, dy as tf.Tensor2D, true, false));
+    if (b.trainable) grads.set(b, tf.matMul(tf.mul(tf.matMul(x as tf.Tensor2D, a as tf.Tensor2D), scale) as tf.Tensor2D, dy as tf.Tensor2D, true, false));
     if (a.trainable) grads.set(a, tf.matMul(x as tf.Tensor2D, dxa as tf.Tensor2D, true, false));
-    dx = tf.add(dx, tf.matMul(dxa as tf.Tensor2D, a as tf.Tensor2D, false, true));
+    if (!mergedBase) dx = tf.add(dx, tf.matMul(dxa as tf.Tensor2D, a as tf.Tensor2D, false, true));
   }
   return dx;
 }
 
+/** A frozen native weight with its adapter merged, W + (alpha/r)·A·B, and the A, B it was made from. */
+interface MergedWeight {
+  a: tf.DataId;
+  b: tf.DataId;
+  w: NativeMatrix;
+}
+const mergedWeights = new WeakMap<Linear, MergedWeight>();
+
 /**
- * y = x·W (+ (alpha/r)·(x·A)·B) (+ b): the same ops in the same order as Linear.apply, also
- * returning the scaled x·A [N, r] of an adapter (saved: B's gradient needs it).
+ * W' = W + (alpha/r)·A·B [in, out] of an adapted Linear with a native base weight, in native
+ * memory beside W, recomputed only when A or B change (an assignment gives a variable a new
+ * data id). One [in, r]·[r, out] product per step instead of the two thin products and two
+ * additions per layer pass that the adapter branch costs each way (x·A·B and dy·Bᵀ·Aᵀ).
  */
-function linearForward(lin: Linear, x: T): { y: T; xa: T | null } {
-  let y: T = lin.native ? nativeProduct(x as tf.Tensor2D, lin.native) : tf.matMul(x as tf.Tensor2D, lin.weight as tf.Tensor2D);
-  let xa: T | null = null;
-  if (lin.lora) {
-    xa = tf.mul(tf.matMul(x as tf.Tensor2D, lin.lora.a as tf.Tensor2D), lin.lora.scale);
-    y = tf.add(y, tf.matMul(xa as tf.Tensor2D, lin.lora.b as tf.Tensor2D));
+function mergedWeight(lin: Linear): NativeMatrix {
+  const { a, b, scale } = lin.lora!;
+  const m = mergedWeights.get(lin);
+  if (m && m.a === a.dataId && m.b === b.dataId) return m.w;
+  const w = m?.w ?? new NativeMatrix(new Float32Array(lin.inDim * lin.outDim), lin.inDim, lin.outDim, `${lin.path} + LoRA`);
+  tf.tidy(() => nativeAddLowRank(lin.native!, tf.mul(a, scale) as tf.Tensor2D, b as tf.Tensor2D, w));
+  mergedWeights.set(lin, { a: a.dataId, b: b.dataId, w });
+  return w;
+}
+
+/** Frees the merged weight kept for a Linear (lm-train.ts releaseLMNative). */
+export function releaseMergedWeight(lin: Linear): void {
+  mergedWeights.get(lin)?.w.release();
+  mergedWeights.delete(lin);
+}
+
+/** Whether the adapter is applied through a merged native weight (a native base) rather than as a branch. */
+function mergesAdapter(lin: Linear): boolean {
+  return lin.lora !== null && lin.native !== null;
+}
+
+/**
+ * y = x·W (+ (alpha/r)·(x·A)·B) (+ b). With a store-held base the same ops in the same order
+ * as Linear.apply; with a native base and an adapter, one product with the merged W'.
+ */
+function linearForward(lin: Linear, x: T): T {
+  let y: T;
+  if (mergesAdapter(lin)) y = nativeProduct(x as tf.Tensor2D, mergedWeight(lin));
+  else {
+    y = lin.native ? nativeProduct(x as tf.Tensor2D, lin.native) : tf.matMul(x as tf.Tensor2D, lin.weight as tf.Tensor2D);
+    if (lin.lora) {
+      const xa = tf.mul(tf.matMul(x as tf.Tensor2D, lin.lora.a as tf.Tensor2D), lin.lora.scale);
+      y = tf.add(y, tf.matMul(xa as tf.Tensor2D, lin.lora.b as tf.Tensor2D));
+    }
   }
   if (lin.bias) y = tf.add(y, lin.bias);
-  return { y, xa };
+  return y;
 }
 
 /** Whether the backward needs the Linear's input: for its weight's gradient or its adapter's. */
@@ -117,23 +160,12 @@ export function blockVariables(block: DecoderBlock): tf.Variable[] {
   return out;
 }
 
-/** The layer's seven projections in a fixed order (their adapter products are saved in this order). */
-function projections(block: DecoderBlock): Linear[] {
-  const { attn, mlp } = block;
-  return [attn.q, attn.k, attn.v, attn.o, mlp.gate, mlp.up, mlp.down];
-}
-
 /** Forward of one layer on x [N, d] (b, t given), and the tensors its backward needs. */
 function forwardCore(block: DecoderBlock, x: T, b: number, t: number): { out: T; saved: T[] } {
   const { heads: h, kvHeads: kv, headDim: hd, rope } = block.attn.cfg;
   const g = h / kv;
   const N = b * t;
-  const xas: T[] = [];
-  const lin = (l: Linear, input: T): T => {
-    const { y, xa } = linearForward(l, input);
-    if (xa) xas.push(xa);
-    return y;
-  };
+  const lin = linearForward;
   const [h1, r1] = rmsForward(x, block.attnNorm);
   const q = lin(block.attn.q, h1), k = lin(block.attn.k, h1), v = lin(block.attn.v, h1);
   const scale = 1 / Math.sqrt(hd);
@@ -153,20 +185,17 @@ function forwardCore(block: DecoderBlock, x: T, b: number, t: number): { out: T;
   const gg = lin(block.mlp.gate, h2), uu = lin(block.mlp.up, h2);
   const { m } = gateValue(gg, uu);
   const out = tf.add(xm, lin(block.mlp.down, m));
-  return { out, saved: [x, r1, qh, kt, vh, p, merged, xm, r2, gg, uu, ...xas] };
+  return { out, saved: [x, r1, qh, kt, vh, p, merged, xm, r2, gg, uu] };
 }
 
 /** The layer's backward: ∂x and the gradients of its trainable variables. */
 function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: number, grads: Map<tf.Variable, T>): T {
   const [x, r1, qh, kt, vh, p, merged, xm, r2, gg, uu] = saved;
-  const xaOf = new Map<Linear, T>();
-  let i = 11;
-  for (const l of projections(block)) if (l.lora) xaOf.set(l, saved[i++]);
   const { attn, mlp } = block;
   const { heads: h, kvHeads: kv, headDim: hd, rope } = attn.cfg;
   const g = h / kv;
   const N = b * t;
-  const back = (l: Linear, input: T | null, d: T) => linearBackward(l, input, xaOf.get(l) ?? null, d, grads);
+  const back = (l: Linear, input: T | null, d: T) => linearBackward(l, input, d, grads);
   const keep = (v: tf.Variable, grad: T) => {
     if (v.trainable) grads.set(v, grad);
   };

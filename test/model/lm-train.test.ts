@@ -150,7 +150,10 @@ test('fused layer backward = automatic gradient (values and every trainable grad
         const tau = tf.scalar(2);
         const run = (lm: DecoderLM) => store.variableGrads(() => reprLoss(lm, x, tau));
         const a = run(fused), b = run(auto);
-        assert.equal(a.value.dataSync()[0], b.value.dataSync()[0], `${backend} ${mode}: loss`);
+        // LoRA on a native base runs through the merged W + s·A·B: the same up to rounding.
+        const la = a.value.dataSync()[0], lb = b.value.dataSync()[0];
+        if (mode.startsWith('lora')) assert.ok(Math.abs(la - lb) <= 1e-6 * Math.abs(lb), `${backend} ${mode}: loss ${la} vs ${lb}`);
+        else assert.equal(la, lb, `${backend} ${mode}: loss`);
         assert.deepEqual(Object.keys(a.grads).sort(), lmTrainedPaths(mode, CFG), `${backend} ${mode}: gradient set`);
         assert.deepEqual(Object.keys(b.grads).sort(), Object.keys(a.grads).sort());
         for (const [path, g] of Object.entries(a.grads)) {
