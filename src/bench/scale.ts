@@ -12,12 +12,12 @@
  * Each mode runs in its own process (the CLI forks itself with --one-mode): a step that does
  * not fit the wasm heap ends the process that tried it, and peak RSS is then per mode.
  */
-import { loadavg } from 'node:os';
-import { Rng, tf, gemmInfo, setOrtThreads, defaultOrtThreads } from '../backend';
+import { availableParallelism, loadavg } from 'node:os';
+import { Rng, tf, gemmInfo, defaultOrtThreads } from '../backend';
 import { ParamStore } from '../model/params';
 import { lmLayout, resolveLMConfig, type LMConfig, type DecoderLM } from '../model/lm';
 import { NativeMatrix } from '../backend/native-matmul';
-import { buildLMForTraining, formatLMTrain, isNativePath, lmNativeBytes, lmParamShapes, parseLMTrain, releaseLMNative, type LMTrainMode } from '../model/lm-train';
+import { buildLMForTraining, formatLMTrain, isNativePath, lmNativeBytes, lmParamShapes, lmTrainedPaths as lmTrainedPathsOf, parseLMTrain, releaseLMNative, type LMTrainMode } from '../model/lm-train';
 import { createTemperature, infoNce } from '../train/loss';
 import { AdamW } from '../train/optim';
 import { median } from './index';
@@ -109,6 +109,41 @@ function fastRandomWeights(cfg: LMConfig, store: ParamStore, mode: LMTrainMode, 
   return native;
 }
 
+/**
+ * The wasm heap a training step of `mode` needs at this shape, by the arithmetic of the fused
+ * layers (model/block-grad.ts): 16 B per trained parameter (value, gradient, AdamW's two
+ * moments), 4 B per frozen parameter still in the store (norms, biases), the activations each
+ * layer keeps for its backward (and its input gradient) times 1.35 for the allocator and the
+ * transients around them, three copies of the largest trained tensor (AdamW's update), and a
+ * fixed 128 MiB. Measured against it here: 135M full fine-tuning asked 3.43 GiB (estimate
+ * 3.42), LoRA 0.98 GiB (estimate 1.1). Frozen matrices are native: they count nowhere here.
+ */
+export function estimateHeapBytes(cfg: LMConfig, mode: LMTrainMode | string, batch = SCALE_BATCH): { bytes: number; trainable: number } {
+  const m = typeof mode === 'string' ? parseLMTrain(mode) : mode;
+  const c = resolveLMConfig(cfg);
+  const l = lmLayout(c);
+  const shapes = lmParamShapes(c);
+  const trained = new Set(lmTrainedPathsOf(m, c));
+  let trainable = 0, frozenStore = 0, largest = 0;
+  for (const [path, shape] of shapes) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (trained.has(path)) {
+      trainable += n;
+      largest = Math.max(largest, n);
+    } else if (!isNativePath(m, c, 'lm', path)) frozenStore += n;
+  }
+  const N = batch.batch * batch.seqLen;
+  const loraCols = m.kind === 'lora' ? 4 * m.rank : 0;
+  if (m.kind === 'lora') {
+    const q = c.nHeads * l.headDim, kv = l.nKVHeads * l.headDim;
+    trainable += c.nLayers * m.rank * (c.dim + q + c.dim + kv + c.dim + kv + q + c.dim);
+  }
+  const perLayer = 3 * N * c.dim + N * (2 * c.nHeads + 2 * l.nKVHeads) * l.headDim + batch.batch * c.nHeads * batch.seqLen ** 2 + 2 * N * c.mlpHidden + N * loraCols;
+  const savedLayers = m.kind === 'last' ? m.layers : c.nLayers;
+  const bytes = 16 * trainable + 4 * frozenStore + 1.35 * 4 * perLayer * savedLayers + 12 * largest + 128 * 2 ** 20;
+  return { bytes, trainable };
+}
+
 /** One training set-up of a shape in a mode: model, optimiser, a fixed random batch. */
 export class ScaleStack {
   readonly store: ParamStore;
@@ -138,7 +173,8 @@ export class ScaleStack {
   private embedLast(ids: tf.Tensor2D): tf.Tensor2D {
     const [b, t] = ids.shape;
     const d = this.lm.cfg.dim;
-    const { last } = this.lm.forward(this.lm.embed(ids));
+    // A trainable embedding is the only thing upstream of the layers here.
+    const { last } = this.lm.forward(this.lm.embed(ids), { inputsNeedGrad: this.lm.nativeEmbedding === null });
     return tf.reshape(tf.slice(last, [0, t - 1, 0], [b, 1, d]), [b, d]) as tf.Tensor2D;
   }
 
@@ -225,62 +261,85 @@ export function benchScaleMode(shape: LMConfig, modeSpec: string, opts: ScaleOpt
   }
 }
 
+/** A figure, or why it could not be measured. */
+export type Figure = number | { why: string };
+
 export interface ScaleResult {
   shape: string;
   dims: LMConfig & { batch: number; seqLen: number };
+  /** Parameters of the shape (embedding, layers, final norm; no head). */
   params: number;
-  /** Medians (ms) of the full fine-tuning and LoRA steps, or null with the reason in `why`. */
-  fullStepMs: number | null;
-  loraStepMs: number | null;
-  lastStepMs?: number | null;
-  /** Forward-only embedding throughput (the LoRA layout: frozen weights native). */
-  notesPerSec: number | null;
-  /** The largest peak RSS of the modes' processes. */
+  /** Medians (ms) of one full fine-tuning step and one LoRA (rank 8) step, or why they could not run. */
+  fullStepMs: Figure;
+  loraStepMs: Figure;
+  /** The last:4 step, when asked for. */
+  lastStepMs?: Figure;
+  /** Forward-only embedding throughput, notes per second (from the LoRA run, else the first that ran). */
+  notesPerSec: Figure;
+  /** The largest peak RSS of the modes' processes (MiB). */
   peakRssMB: number;
-  /** Per mode: its figures, or why it could not run. */
-  modes: Record<string, ScaleModeFigures | { why: string }>;
-  why?: Record<string, string>;
+  /** Per mode: its figures (with the heap estimate), or why it could not run. */
+  modes: Record<string, (ScaleModeFigures & { heapEstimateMB: number }) | { why: string; heapEstimateMB: number }>;
   machine: { cpus: number; loadBefore: number[]; loadAfter: number[]; ortThreads: number };
 }
 
 /** Runs a mode somewhere (here or in a child process) and returns its figures or why it failed. */
 export type ModeRunner = (modeSpec: string) => Promise<ScaleModeFigures | { why: string }>;
 
-/** Runs each mode through `run` and gathers the result. */
-export async function runScaleBench(shapeName: string, modes: readonly string[], run: ModeRunner, opts: ScaleOptions = {}): Promise<ScaleResult> {
+/**
+ * Runs each mode through `run` and gathers the result. A mode whose heap estimate exceeds the
+ * wasm heap by more than 10 % is not tried (on wasm): its `why` gives the arithmetic; one that
+ * fails when tried gives the error.
+ */
+export async function runScaleBench(shapeName: string, modes: readonly string[], run: ModeRunner, opts: ScaleOptions & { backend?: string; ortThreads?: number } = {}): Promise<ScaleResult> {
   const shape = SCALE_SHAPES[shapeName];
   if (!shape) throw new Error(`--shape "${shapeName}" is not one of ${Object.keys(SCALE_SHAPES).join(', ')}`);
   const cfg = opts.layers !== undefined ? { ...shape, nLayers: opts.layers } : shape;
   const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100);
-  const results: Record<string, ScaleModeFigures | { why: string }> = {};
-  for (const m of modes) results[formatLMTrain(parseLMTrain(m))] = await run(m);
+  const results: ScaleResult['modes'] = {};
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  for (const m of modes) {
+    const mode = parseLMTrain(m);
+    const key = formatLMTrain(mode);
+    let est: { bytes: number; trainable: number };
+    try {
+      est = estimateHeapBytes(cfg, mode);
+    } catch (e) {
+      results[key] = { why: (e as Error).message, heapEstimateMB: 0 };
+      continue;
+    }
+    const heapEstimateMB = Math.round(est.bytes / 2 ** 20);
+    if ((opts.backend ?? 'wasm') === 'wasm' && est.bytes > 1.1 * WASM_HEAP_LIMIT) {
+      results[key] = {
+        why: `needs about ${gib(est.bytes)} of wasm heap (${(est.trainable / 1e6).toFixed(1)}M trained parameters at 16 B with gradients and AdamW moments, plus activations); the heap is capped at 4 GiB`,
+        heapEstimateMB,
+      };
+      continue;
+    }
+    const r = await run(m);
+    results[key] = { ...r, heapEstimateMB };
+  }
   const loadAfter = loadavg().map((x) => Math.round(x * 100) / 100);
-  const fig = (m: string) => {
-    const r = results[m];
-    return r && 'stepMs' in r ? r : null;
+  const figure = (key: string, pick: (f: ScaleModeFigures) => number | undefined): Figure => {
+    const r = results[key];
+    if (!r) return { why: `mode ${key} was not asked for` };
+    if ('why' in r) return { why: r.why };
+    return pick(r) ?? { why: `mode ${key} did not measure it` };
   };
-  const why: Record<string, string> = {};
-  for (const [m, r] of Object.entries(results)) if ('why' in r) why[m] = r.why;
-  const firstNotes = [fig('lora:8'), fig('last:4'), fig('full')].find((f) => f?.notesPerSec !== undefined);
-  const { cpus } = await import('node:os');
+  const ran = Object.values(results).filter((r): r is ScaleModeFigures & { heapEstimateMB: number } => 'stepMs' in r);
+  const embedFrom = results['lora:8'] && 'stepMs' in results['lora:8'] ? 'lora:8' : ran[0] ? formatLMTrain(parseLMTrain(ran[0].mode)) : 'lora:8';
   return {
     shape: shapeName,
     dims: { ...cfg, ...SCALE_BATCH },
     params: shapeParams(cfg),
-    fullStepMs: fig('full')?.stepMs ?? null,
-    loraStepMs: fig('lora:8')?.stepMs ?? null,
-    ...(modes.some((m) => m.startsWith('last')) ? { lastStepMs: fig('last:4')?.stepMs ?? null } : {}),
-    notesPerSec: firstNotes?.notesPerSec ?? null,
-    peakRssMB: Math.max(0, ...Object.values(results).map((r) => ('peakRssMB' in r ? r.peakRssMB : 0))),
+    fullStepMs: figure('full', (f) => f.stepMs),
+    loraStepMs: figure('lora:8', (f) => f.stepMs),
+    ...(results['last:4'] ? { lastStepMs: figure('last:4', (f) => f.stepMs) } : {}),
+    notesPerSec: figure(embedFrom, (f) => f.notesPerSec),
+    peakRssMB: Math.max(0, ...ran.map((r) => r.peakRssMB)),
     modes: results,
-    ...(Object.keys(why).length ? { why } : {}),
-    machine: { cpus: cpus().length, loadBefore, loadAfter, ortThreads: defaultOrtThreads() },
+    machine: { cpus: availableParallelism(), loadBefore, loadAfter, ortThreads: opts.ortThreads ?? defaultOrtThreads() },
   };
-}
-
-/** Sets ORT's thread count for a mode run (the CLI's --ort-threads). */
-export function useOrtThreads(n?: number): void {
-  if (n !== undefined) setOrtThreads(n);
 }
 
 /** Human-readable lines of a scale result. */
@@ -291,7 +350,7 @@ export function formatScaleBench(r: ScaleResult): string {
       `${(r.params / 1e6).toFixed(1)}M params; batch ${d.batch} × ${d.seqLen} tokens, last-token symmetric InfoNCE, AdamW`,
     `machine: ${r.machine.cpus} cores, ORT threads ${r.machine.ortThreads}, load ${r.machine.loadBefore.join(' ')} → ${r.machine.loadAfter.join(' ')}`,
     '',
-    'mode       step ms (median)  cpu ms   trainable   native MB   notes/s   peak RSS MB',
+    'mode       step ms (median)   cpu ms   trained    native MB  heap MiB (est.)  notes/s   peak RSS MB',
   ];
   for (const [m, f] of Object.entries(r.modes)) {
     if ('why' in f) {
@@ -299,8 +358,8 @@ export function formatScaleBench(r: ScaleResult): string {
       continue;
     }
     lines.push(
-      `${m.padEnd(10)} ${f.stepMs.toFixed(0).padStart(10)} (n=${f.stepsMs.length})  ${f.stepCpuMs.toFixed(0).padStart(6)}  ${(f.trainableParams / 1e6).toFixed(2).padStart(8)}M  ` +
-        `${f.nativeMB.toFixed(0).padStart(9)}  ${f.notesPerSec?.toFixed(1).padStart(8) ?? '       -'}  ${f.peakRssMB.toFixed(0).padStart(10)}`,
+      `${m.padEnd(10)} ${f.stepMs.toFixed(0).padStart(10)} (n=${f.stepsMs.length})  ${f.stepCpuMs.toFixed(0).padStart(7)}  ${(f.trainableParams / 1e6).toFixed(2).padStart(7)}M  ` +
+        `${f.nativeMB.toFixed(0).padStart(9)}  ${f.wasmHeapMB.toFixed(0).padStart(7)} (${String(f.heapEstimateMB).padStart(5)})  ${f.notesPerSec?.toFixed(1).padStart(7) ?? '      -'}  ${f.peakRssMB.toFixed(0).padStart(10)}`,
     );
   }
   return lines.join('\n');

@@ -7,12 +7,15 @@
  * intermediate gradient. At a real LLM size that is ~150 MB per layer for a batch of 1024
  * tokens and the 4 GB wasm heap runs out long before the model does. Here a layer saves only
  * what its backward needs (x, q and k after RoPE, v, the attention probabilities, the
- * attention output, the residual after attention, the SwiGLU's gate and up: 5⅔·[N, d]-ish +
- * 2·[N, f]), recomputes the cheap rest (both RMSNorm outputs, σ(gate), the gated product,
- * LoRA's x·A), and frees its temporaries as it goes. Frozen weights get no gradient at all:
+ * attention output, the residual after attention, the SwiGLU's gate and up: 5⅔·[N, d] +
+ * 2·[N, f] here), recomputes the cheap rest (an RMSNorm output, σ(gate), the gated product,
+ * an adapter's x·A — each only when a weight or adapter gradient needs it), and frees its
+ * temporaries as it goes. Frozen weights get no gradient at all:
  * only the layer's trainable variables are inputs of the node.
  *
- * The forward is the same ops in the same order as DecoderBlock.forward (bit-identical
+ * LoRA on a frozen native weight runs as one product with W' = W + (alpha/r)·A·B, merged in
+ * native memory once per change of A or B (mergedWeight), instead of the adapter branch.
+ * Otherwise the forward is the same ops in the same order as DecoderBlock.forward (bit-identical
  * values); the backward computes the same gradients (test/model/lm-train.test.ts checks both
  * against the automatic gradient).
  *
@@ -20,7 +23,7 @@
  * hd head width, f SwiGLU hidden width, r LoRA rank.
  */
 import { tf } from '../backend';
-import { nativeProduct } from '../backend/native-matmul';
+import { NativeMatrix, nativeAddLowRank, nativeProduct } from '../backend/native-matmul';
 import { rmsNormBackward, rmsNormForward, rmsNormKernelAvailable } from '../backend/rmsnorm-kernel';
 import { gateBackward, gateForward, gateKernelAvailable } from '../backend/gate-kernel';
 import { causalBias } from './attention';
@@ -67,11 +70,15 @@ function colSum(x: T): T {
 }
 
 /**
- * Backward of y = x·W (+ b) (+ (alpha/r)·(x·A)·B) for x [N, in], dy [N, out]: ∂x, and the
- * gradients of whichever of W, b, A, B are trainable variables.
+ * Backward of y = x·W (+ b) (+ (alpha/r)·(x·A)·B) for x [N, in] (null when needsInput is
+ * false) and dy [N, out]: ∂x, and the gradients of whichever of W, b, A, B are trainable
+ * variables. ∂x goes through the merged W' where the forward used it.
  */
-function linearBackward(lin: Linear, x: T, dy: T, grads: Map<tf.Variable, T>): T {
-  let dx: T = lin.native ? nativeProduct(dy as tf.Tensor2D, lin.native, true) : tf.matMul(dy as tf.Tensor2D, lin.weight as tf.Tensor2D, false, true);
+function linearBackward(lin: Linear, x: T | null, dy: T, grads: Map<tf.Variable, T>): T {
+  const mergedBase = mergesAdapter(lin);
+  let dx: T = lin.native
+    ? nativeProduct(dy as tf.Tensor2D, mergedBase ? mergedWeight(lin) : lin.native, true)
+    : tf.matMul(dy as tf.Tensor2D, lin.weight as tf.Tensor2D, false, true);
   if (!lin.native && lin.weight.trainable) grads.set(lin.weight, tf.matMul(x as tf.Tensor2D, dy as tf.Tensor2D, true, false));
   if (lin.bias?.trainable) grads.set(lin.bias, colSum(dy));
   if (lin.lora) {
@@ -79,9 +86,67 @@ function linearBackward(lin: Linear, x: T, dy: T, grads: Map<tf.Variable, T>): T
     const dxa = tf.mul(tf.matMul(dy as tf.Tensor2D, b as tf.Tensor2D, false, true), scale); // [N, r] = ∂L/∂(x·A)
     if (b.trainable) grads.set(b, tf.matMul(tf.mul(tf.matMul(x as tf.Tensor2D, a as tf.Tensor2D), scale) as tf.Tensor2D, dy as tf.Tensor2D, true, false));
     if (a.trainable) grads.set(a, tf.matMul(x as tf.Tensor2D, dxa as tf.Tensor2D, true, false));
-    dx = tf.add(dx, tf.matMul(dxa as tf.Tensor2D, a as tf.Tensor2D, false, true));
+    if (!mergedBase) dx = tf.add(dx, tf.matMul(dxa as tf.Tensor2D, a as tf.Tensor2D, false, true));
   }
   return dx;
+}
+
+/** A frozen native weight with its adapter merged, W + (alpha/r)·A·B, and the A, B it was made from. */
+interface MergedWeight {
+  a: tf.DataId;
+  b: tf.DataId;
+  w: NativeMatrix;
+}
+const mergedWeights = new WeakMap<Linear, MergedWeight>();
+
+/**
+ * W' = W + (alpha/r)·A·B [in, out] of an adapted Linear with a native base weight, in native
+ * memory beside W, recomputed only when A or B change (an assignment gives a variable a new
+ * data id). One [in, r]·[r, out] product per step instead of the two thin products and two
+ * additions per layer pass that the adapter branch costs each way (x·A·B and dy·Bᵀ·Aᵀ).
+ */
+function mergedWeight(lin: Linear): NativeMatrix {
+  const { a, b, scale } = lin.lora!;
+  const m = mergedWeights.get(lin);
+  if (m && m.a === a.dataId && m.b === b.dataId) return m.w;
+  const w = m?.w ?? new NativeMatrix(new Float32Array(lin.inDim * lin.outDim), lin.inDim, lin.outDim, `${lin.path} + LoRA`);
+  tf.tidy(() => nativeAddLowRank(lin.native!, tf.mul(a, scale) as tf.Tensor2D, b as tf.Tensor2D, w));
+  mergedWeights.set(lin, { a: a.dataId, b: b.dataId, w });
+  return w;
+}
+
+/** Frees the merged weight kept for a Linear (lm-train.ts releaseLMNative). */
+export function releaseMergedWeight(lin: Linear): void {
+  mergedWeights.get(lin)?.w.release();
+  mergedWeights.delete(lin);
+}
+
+/** Whether the adapter is applied through a merged native weight (a native base) rather than as a branch. */
+function mergesAdapter(lin: Linear): boolean {
+  return lin.lora !== null && lin.native !== null;
+}
+
+/**
+ * y = x·W (+ (alpha/r)·(x·A)·B) (+ b). With a store-held base the same ops in the same order
+ * as Linear.apply; with a native base and an adapter, one product with the merged W'.
+ */
+function linearForward(lin: Linear, x: T): T {
+  let y: T;
+  if (mergesAdapter(lin)) y = nativeProduct(x as tf.Tensor2D, mergedWeight(lin));
+  else {
+    y = lin.native ? nativeProduct(x as tf.Tensor2D, lin.native) : tf.matMul(x as tf.Tensor2D, lin.weight as tf.Tensor2D);
+    if (lin.lora) {
+      const xa = tf.mul(tf.matMul(x as tf.Tensor2D, lin.lora.a as tf.Tensor2D), lin.lora.scale);
+      y = tf.add(y, tf.matMul(xa as tf.Tensor2D, lin.lora.b as tf.Tensor2D));
+    }
+  }
+  if (lin.bias) y = tf.add(y, lin.bias);
+  return y;
+}
+
+/** Whether the backward needs the Linear's input: for its weight's gradient or its adapter's. */
+function needsInput(lin: Linear): boolean {
+  return Boolean(lin.lora) || (!lin.native && lin.weight.trainable);
 }
 
 /** The layer's variables in a fixed order (store-held weights, biases, norm gains, LoRA factors). */
@@ -100,8 +165,9 @@ function forwardCore(block: DecoderBlock, x: T, b: number, t: number): { out: T;
   const { heads: h, kvHeads: kv, headDim: hd, rope } = block.attn.cfg;
   const g = h / kv;
   const N = b * t;
-  const [h1] = rmsForward(x, block.attnNorm);
-  const q = block.attn.q.apply(h1), k = block.attn.k.apply(h1), v = block.attn.v.apply(h1);
+  const lin = linearForward;
+  const [h1, r1] = rmsForward(x, block.attnNorm);
+  const q = lin(block.attn.q, h1), k = lin(block.attn.k, h1), v = lin(block.attn.v, h1);
   const scale = 1 / Math.sqrt(hd);
   const q4 = tf.reshape(q, [b, t, h, hd]);
   const k4 = tf.reshape(k, [b, t, kv, hd]);
@@ -114,37 +180,40 @@ function forwardCore(block: DecoderBlock, x: T, b: number, t: number): { out: T;
   const p = tf.softmax(tf.add(raw, causalBias(t))); // [b, h, t, t]
   const ctx = g === 1 ? tf.matMul(p, vh) : tf.reshape(tf.matMul(tf.reshape(p, [b, kv, g * t, t]), vh), [b, h, t, hd]);
   const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [N, h * hd]);
-  const xm = tf.add(x, block.attn.o.apply(merged)); // [N, d]
+  const xm = tf.add(x, lin(block.attn.o, merged)); // [N, d]
   const [h2, r2] = rmsForward(xm, block.mlpNorm);
-  const gg = block.mlp.gate.apply(h2), uu = block.mlp.up.apply(h2);
+  const gg = lin(block.mlp.gate, h2), uu = lin(block.mlp.up, h2);
   const { m } = gateValue(gg, uu);
-  const out = tf.add(xm, block.mlp.down.apply(m));
-  // r1 is recomputed with h1 in the backward (one [N, 1] column is not worth a second path).
-  return { out, saved: [x, qh, kt, vh, p, merged, xm, r2, gg, uu] };
+  const out = tf.add(xm, lin(block.mlp.down, m));
+  return { out, saved: [x, r1, qh, kt, vh, p, merged, xm, r2, gg, uu] };
 }
 
 /** The layer's backward: ∂x and the gradients of its trainable variables. */
 function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: number, grads: Map<tf.Variable, T>): T {
-  const [x, qh, kt, vh, p, merged, xm, r2, gg, uu] = saved;
-  const { heads: h, kvHeads: kv, headDim: hd, rope } = block.attn.cfg;
+  const [x, r1, qh, kt, vh, p, merged, xm, r2, gg, uu] = saved;
+  const { attn, mlp } = block;
+  const { heads: h, kvHeads: kv, headDim: hd, rope } = attn.cfg;
   const g = h / kv;
   const N = b * t;
+  const back = (l: Linear, input: T | null, d: T) => linearBackward(l, input, d, grads);
   const keep = (v: tf.Variable, grad: T) => {
     if (v.trainable) grads.set(v, grad);
   };
 
-  // MLP: out = xm + down(silu(gate(h2))·up(h2)), h2 = norm2(xm).
-  const [h2] = rmsForward(xm, block.mlpNorm);
-  const { m, s } = gateValue(gg, uu);
-  const dm = linearBackward(block.mlp.down, m, dy, grads);
+  // MLP: out = xm + down(silu(gate(h2))·up(h2)), h2 = norm2(xm). Inputs are recomputed only
+  // where a weight or adapter gradient needs them.
+  const h2 = needsInput(mlp.gate) || needsInput(mlp.up) ? rmsForward(xm, block.mlpNorm)[0] : null;
+  const s = tf.sigmoid(gg);
+  const m = needsInput(mlp.down) ? (gateKernelAvailable() ? gateForward(gg, s, uu) : tf.mul(tf.mul(gg, s), uu)) : null;
+  const dm = back(mlp.down, m, dy);
   const [dg, du] = gateGrad(dm, gg, uu, s);
-  const dh2 = tf.add(linearBackward(block.mlp.gate, h2, dg, grads), linearBackward(block.mlp.up, h2, du, grads));
+  const dh2 = tf.add(back(mlp.gate, h2, dg), back(mlp.up, h2, du));
   const [dxmNorm, dw2] = rmsBackward(dh2, xm, block.mlpNorm, r2);
   keep(block.mlpNorm.weight, dw2);
   const dxm = tf.add(dy, dxmNorm);
 
   // Attention: xm = x + o(merged), merged = heads of softmax(q·kᵀ + causal)·v.
-  const dmerged = linearBackward(block.attn.o, merged, dxm, grads);
+  const dmerged = back(attn.o, merged, dxm);
   const dctx = tf.reshape(tf.transpose(tf.reshape(dmerged, [b, t, h, hd]), [0, 2, 1, 3]), [b, kv, g * t, hd]);
   const pg = tf.reshape(p, [b, kv, g * t, t]);
   const dp = tf.reshape(tf.matMul(dctx, vh, false, true), [b, h, t, t]);
@@ -159,8 +228,8 @@ function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: numb
   const dq = tf.reshape(rope ? rope.applyGrad(dqr, 0, scale) : tf.mul(dqr, scale), [N, h * hd]);
   const dk = tf.reshape(rope ? rope.applyGrad(dkr, 0) : dkr, [N, kv * hd]);
   const dv = tf.reshape(tf.transpose(dvh, [0, 2, 1, 3]), [N, kv * hd]);
-  const [h1, r1] = rmsForward(x, block.attnNorm);
-  const dh1 = tf.addN([linearBackward(block.attn.q, h1, dq, grads), linearBackward(block.attn.k, h1, dk, grads), linearBackward(block.attn.v, h1, dv, grads)]);
+  const h1 = needsInput(attn.q) || needsInput(attn.k) || needsInput(attn.v) ? rmsForward(x, block.attnNorm)[0] : null;
+  const dh1 = tf.addN([back(attn.q, h1, dq), back(attn.k, h1, dk), back(attn.v, h1, dv)]);
   const [dxNorm, dw1] = rmsBackward(dh1, x, block.attnNorm, r1);
   keep(block.attnNorm.weight, dw1);
   return tf.add(dxm, dxNorm);
@@ -169,20 +238,26 @@ function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: numb
 /**
  * One decoder layer on x [b, t, d] as a single differentiable op whose inputs are x and the
  * layer's trainable variables (read at call time). Without a gradient tape it is just the forward.
+ * `save: false` keeps nothing for a backward pass: for a layer without trainable variables
+ * whose input needs no gradient either (a frozen prefix under last:N fed by a frozen
+ * embedding); a backward through such a layer is an error.
  */
-export function fusedBlockForward(block: DecoderBlock, x: tf.Tensor3D): tf.Tensor3D {
+export function fusedBlockForward(block: DecoderBlock, x: tf.Tensor3D, opts: { save?: boolean } = {}): tf.Tensor3D {
   const [b, t, d] = x.shape;
   const vars = blockVariables(block).filter((v) => v.trainable);
+  const keep = opts.save ?? true;
+  if (!keep && vars.length) throw new Error(`fusedBlockForward ${block.path}: a layer with trainable variables must save for its backward`);
   type Save = (ts: T[]) => void;
   const f = (...args: unknown[]) => {
     const save = args[args.length - 1] as Save;
     const xIn = args[0] as T;
     const { out, saved } = forwardCore(block, tf.reshape(xIn, [b * t, d]), b, t);
-    save(saved);
+    if (keep) save(saved);
     return {
       value: tf.reshape(out, [b, t, d]),
       gradFunc: (dy: T, kept: T[]) =>
         tf.tidy(() => {
+          if (!keep) throw new Error(`fusedBlockForward ${block.path}: a gradient through this layer was asked, but its forward ran with inputsNeedGrad false`);
           const grads = new Map<tf.Variable, T>();
           const dx = backwardCore(block, tf.reshape(dy, [b * t, d]), kept, b, t, grads);
           return [tf.reshape(dx, [b, t, d]), ...vars.map((v) => {

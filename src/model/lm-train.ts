@@ -27,6 +27,7 @@ import { Rng } from '../backend';
 import { NativeMatrix } from '../backend/native-matmul';
 import { ParamStore, type ParamRecord } from './params';
 import { loraPaths, type Linear } from './layers';
+import { releaseMergedWeight } from './block-grad';
 import {
   DecoderLM, DEFAULT_LORA_TARGETS, LM_PROJECTIONS, lmLayout, projectionPath, resolveLMConfig,
   type DecoderLMOptions, type LMConfig, type LMProjection, type ResolvedLMConfig,
@@ -429,10 +430,13 @@ export function lmNativeBytes(lm: DecoderLM): number {
   return n;
 }
 
-/** Frees the model's native weights (their memory goes with the last reference). */
+/** Frees the model's native weights, merged adapter weights included (their memory goes with the last reference). */
 export function releaseLMNative(lm: DecoderLM): void {
   lm.nativeEmbedding?.release();
-  for (const lin of linears(lm)) lin.native?.release();
+  for (const lin of linears(lm)) {
+    lin.native?.release();
+    releaseMergedWeight(lin);
+  }
 }
 
 /** [n, d] rows → their mean [d] (float64 accumulation). */

@@ -23,7 +23,7 @@ import { NativeMatrix, nativeMatMul } from '../backend/native-matmul';
 import type { ParamStore } from './params';
 import { DEFAULT_INIT_STD, Linear, RMSNorm, SwiGLUMLP, swigluHidden, type LinearOptions, type LoraOptions } from './layers';
 import { MultiHeadAttention } from './attention';
-import { fusedBlockForward } from './block-grad';
+import { blockVariables, fusedBlockForward } from './block-grad';
 import { RoPE } from './rope';
 
 /**
@@ -242,6 +242,13 @@ export interface LMForwardOptions {
   attnMasks?: tf.Tensor[];
   /** Also return every layer's attention probabilities. Defaults to false. */
   returnAttentions?: boolean;
+  /**
+   * Whether the input embeddings depend on something trained (a trainable token embedding,
+   * image tokens from a trained connector). Defaults to true. With false, the leading layers
+   * that have no trainable variables keep nothing for a backward pass (blockGrad 'fused'):
+   * under last:N with a frozen embedding and text only, their activations never take heap room.
+   */
+  inputsNeedGrad?: boolean;
 }
 
 export interface LMOutput {
@@ -356,9 +363,14 @@ export class DecoderLM {
       const attentions: tf.Tensor4D[] = [];
       let h = inputsEmbeds;
       const fused = this.options.blockGrad === 'fused' && !opts.attnMasks && !opts.returnAttentions;
+      // Leading layers without trainable variables, fed by inputs that need no gradient.
+      let frozenLead = 0;
+      if (fused && opts.inputsNeedGrad === false) {
+        while (frozenLead < nLayers && !blockVariables(this.layers[frozenLead]).some((v) => v.trainable)) frozenLead++;
+      }
       this.layers.forEach((layer, i) => {
         if (fused) {
-          h = fusedBlockForward(layer, h);
+          h = fusedBlockForward(layer, h, { save: i >= frozenLead });
           hiddenStates.push(h);
           return;
         }
