@@ -39,7 +39,8 @@ async function limited<T>(jobs: Array<() => Promise<T>>, n: number): Promise<T[]
 /** Checks one command's help text against the options and subcommands it declares. */
 function checkHelp(cmd: Command, text: string): void {
   assert.match(text, new RegExp(`^Usage: notellm2 ${cmd.name()}\\b`, 'm'), `${cmd.name()} --help prints its usage line`);
-  const flags = cmd.options.map((o) => o.long ?? o.short!);
+  // Options hidden on purpose (internal plumbing between processes) are left out of help.
+  const flags = cmd.options.filter((o) => !o.hidden).map((o) => o.long ?? o.short!);
   assert.ok(flags.length > 0 || cmd.commands.length > 0, `${cmd.name()} declares options or subcommands`);
   for (const f of flags) assert.ok(text.includes(f), `${cmd.name()} --help does not list ${f}:\n${text}`);
   for (const sub of cmd.commands) assert.ok(text.includes(sub.name()), `${cmd.name()} --help does not list its subcommand ${sub.name()}`);
