@@ -4,24 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli';
+import { runCli as run } from './run-cli';
 
-const ROOT = resolve(__dirname, '..', '..');
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, NOTELLM2_DEBUG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 /** Runs the jobs at most `n` at a time (the machine has few cores). */
 async function limited<T>(jobs: Array<() => Promise<T>>, n: number): Promise<T[]> {
