@@ -26,9 +26,17 @@ import { tf } from '../backend';
 import { NativeMatrix, nativeAddLowRank, nativeProduct } from '../backend/native-matmul';
 import { rmsNormBackward, rmsNormForward, rmsNormKernelAvailable } from '../backend/rmsnorm-kernel';
 import { gateBackward, gateForward, gateKernelAvailable } from '../backend/gate-kernel';
-import { causalBias } from './attention';
-import type { Linear, RMSNorm } from './layers';
-import type { DecoderBlock } from './lm';
+import { causalBias, type MultiHeadAttention } from './attention';
+import type { Linear, RMSNorm, SwiGLUMLP } from './layers';
+
+/** What the fused path reads of a decoder layer (lm.ts's DecoderBlock has exactly these). */
+export interface FusableBlock {
+  readonly path: string;
+  readonly attnNorm: RMSNorm;
+  readonly attn: MultiHeadAttention;
+  readonly mlpNorm: RMSNorm;
+  readonly mlp: SwiGLUMLP;
+}
 
 type T = tf.Tensor;
 
@@ -150,7 +158,7 @@ function needsInput(lin: Linear): boolean {
 }
 
 /** The layer's variables in a fixed order (store-held weights, biases, norm gains, LoRA factors). */
-export function blockVariables(block: DecoderBlock): tf.Variable[] {
+export function blockVariables(block: FusableBlock): tf.Variable[] {
   const out: tf.Variable[] = [block.attnNorm.weight, block.mlpNorm.weight];
   for (const lin of [block.attn.q, block.attn.k, block.attn.v, block.attn.o, block.mlp.gate, block.mlp.up, block.mlp.down]) {
     if (!lin.native) out.push(lin.weight);
@@ -161,7 +169,7 @@ export function blockVariables(block: DecoderBlock): tf.Variable[] {
 }
 
 /** Forward of one layer on x [N, d] (b, t given), and the tensors its backward needs. */
-function forwardCore(block: DecoderBlock, x: T, b: number, t: number): { out: T; saved: T[] } {
+function forwardCore(block: FusableBlock, x: T, b: number, t: number): { out: T; saved: T[] } {
   const { heads: h, kvHeads: kv, headDim: hd, rope } = block.attn.cfg;
   const g = h / kv;
   const N = b * t;
@@ -189,7 +197,7 @@ function forwardCore(block: DecoderBlock, x: T, b: number, t: number): { out: T;
 }
 
 /** The layer's backward: ∂x and the gradients of its trainable variables. */
-function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: number, grads: Map<tf.Variable, T>): T {
+function backwardCore(block: FusableBlock, dy: T, saved: T[], b: number, t: number, grads: Map<tf.Variable, T>): T {
   const [x, r1, qh, kt, vh, p, merged, xm, r2, gg, uu] = saved;
   const { attn, mlp } = block;
   const { heads: h, kvHeads: kv, headDim: hd, rope } = attn.cfg;
@@ -242,7 +250,7 @@ function backwardCore(block: DecoderBlock, dy: T, saved: T[], b: number, t: numb
  * whose input needs no gradient either (a frozen prefix under last:N fed by a frozen
  * embedding); a backward through such a layer is an error.
  */
-export function fusedBlockForward(block: DecoderBlock, x: tf.Tensor3D, opts: { save?: boolean } = {}): tf.Tensor3D {
+export function fusedBlockForward(block: FusableBlock, x: tf.Tensor3D, opts: { save?: boolean } = {}): tf.Tensor3D {
   const [b, t, d] = x.shape;
   const vars = blockVariables(block).filter((v) => v.trainable);
   const keep = opts.save ?? true;
