@@ -11,6 +11,8 @@ import { registerSaliency } from './cli/saliency';
 import { registerTrain } from './cli/train';
 import { registerEval } from './cli/eval';
 import { registerEmbed } from './cli/embed';
+import { registerHf } from './cli/hf';
+import { registerExport } from './cli/export';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerEval(program);
   registerEmbed(program);
+  registerHf(program);
+  registerExport(program);
   return program;
 }
 

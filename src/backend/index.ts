@@ -9,4 +9,4 @@ export type { GemmName, GemmInfo } from './gemm';
 export { WASM_THREADS_FINDINGS, setTransposeWrapper, transposeWrapperEnabled } from './wasm-kernels';
 export { setSimd, simdEnabled } from './wasm-simd';
 export { mapPool } from './pool';
-export { NativeMatrix, nativeMatMul } from './native-matmul';
+export { NativeMatrix, nativeMatMul, nativeProduct, nativeAddLowRank } from './native-matmul';

@@ -99,7 +99,14 @@ for (const backendName of ['wasm', 'cpu']) {
   }
 }
 
-/** x [m, k] · op(W) without W entering the backend when ORT can run it. */
+/**
+ * x [m, k] · op(W) without W entering the backend when ORT can run it; no gradient (a
+ * hand-written backward pass calls it for dy · Wᵀ).
+ */
+export function nativeProduct(x: tf.Tensor2D, w: NativeMatrix, transpose = false): tf.Tensor2D {
+  return product(x, w, transpose);
+}
+
 function product(x: tf.Tensor2D, w: NativeMatrix, transpose: boolean): tf.Tensor2D {
   const k = transpose ? w.cols : w.rows;
   if (x.rank !== 2 || x.shape[1] !== k || x.dtype !== 'float32') {
@@ -109,12 +116,43 @@ function product(x: tf.Tensor2D, w: NativeMatrix, transpose: boolean): tf.Tensor
   return tf.tidy(() => tf.matMul(x, tf.tensor2d(w.data, [w.rows, w.cols]), false, transpose));
 }
 
-/** x [m, k] · W [k, n] → [m, n], differentiable in x (W is frozen: it has no gradient). */
-export function nativeMatMul(x: tf.Tensor2D, w: NativeMatrix): tf.Tensor2D {
+/**
+ * x [m, k] · W [k, n] → [m, n], differentiable in x (W is frozen: it has no gradient).
+ * With `transpose`, x [m, n] · Wᵀ → [m, k] (a tied LM head reading a frozen [v, d] embedding),
+ * whose gradient is dy · W.
+ */
+export function nativeMatMul(x: tf.Tensor2D, w: NativeMatrix, transpose = false): tf.Tensor2D {
   type OneInputGrad = (xi: tf.Tensor) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor) => tf.Tensor };
   const f: OneInputGrad = (xi) => ({
-    value: product(xi as tf.Tensor2D, w, false),
-    gradFunc: (dy) => product(dy as tf.Tensor2D, w, true),
+    value: product(xi as tf.Tensor2D, w, transpose),
+    gradFunc: (dy) => product(dy as tf.Tensor2D, w, !transpose),
   });
   return (tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor)(x) as tf.Tensor2D;
+}
+
+/**
+ * out = W + a·b for a frozen W [k, n], a [k, r] and b [r, n] on the backend (a LoRA update
+ * s·A·B merged into its base weight), written into `out` (a NativeMatrix of W's shape, reused
+ * from call to call). On ONNX Runtime it reads W, a and b where they lie; elsewhere it runs on
+ * the backend and reads the result back.
+ */
+export function nativeAddLowRank(w: NativeMatrix, a: tf.Tensor2D, b: tf.Tensor2D, out: NativeMatrix): void {
+  const [k, r] = a.shape;
+  const n = b.shape[1];
+  if (k !== w.rows || n !== w.cols || b.shape[0] !== r || out.rows !== k || out.cols !== n || out === w) {
+    throw new Error(`nativeAddLowRank(${w.name}): W [${w.shape}] + a [${a.shape}]·b [${b.shape}] → out [${out.shape}] do not fit`);
+  }
+  const g = nativeGemm();
+  const backend = tf.backend() as unknown as BackendWasm & { readSync(id: tf.DataId): unknown };
+  if (g && tf.getBackend() === 'wasm') {
+    g.matMulAdd(backend.typedArrayFromHeap(a) as Float32Array, [k, r], backend.typedArrayFromHeap(b) as Float32Array, [r, n], w.data, out.data);
+    return;
+  }
+  if (g) {
+    g.matMulAdd(backend.readSync(a.dataId) as Float32Array, [k, r], backend.readSync(b.dataId) as Float32Array, [r, n], w.data, out.data);
+    return;
+  }
+  const y = tf.tidy(() => tf.add(tf.tensor2d(w.data, [k, n]), tf.matMul(a, b)));
+  out.data.set(y.dataSync() as Float32Array);
+  y.dispose();
 }

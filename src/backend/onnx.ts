@@ -126,3 +126,25 @@ export function matMulModel(spec: MatMulGraphSpec): Uint8Array {
   if (!plain) model.message(8, new ProtoWriter().string(1, 'com.microsoft').int(2, 1));
   return model.finish();
 }
+
+/**
+ * Y = A·B + C for 2-D A [m, k], B [k, n], C [m, n] (ONNX Gemm, alpha = beta = 1), all
+ * dimensions symbolic. Inputs "A", "B", "C", output "Y".
+ */
+export function gemmAddModel(): Uint8Array {
+  const node = new ProtoWriter().string(1, 'A').string(1, 'B').string(1, 'C').string(2, 'Y').string(3, 'gemm').string(4, 'Gemm');
+  const outType = new ProtoWriter().message(1, new ProtoWriter().int(1, ONNX_FLOAT));
+  const graph = new ProtoWriter()
+    .message(1, node)
+    .string(2, 'gemm_add')
+    .message(11, floatInput('A', ['m', 'k']))
+    .message(11, floatInput('B', ['k', 'n']))
+    .message(11, floatInput('C', ['m', 'n']))
+    .message(12, new ProtoWriter().string(1, 'Y').message(2, outType));
+  return new ProtoWriter()
+    .int(1, 8)
+    .string(2, 'notellm2')
+    .message(7, graph)
+    .message(8, new ProtoWriter().string(1, '').int(2, 17))
+    .finish();
+}

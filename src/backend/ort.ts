@@ -13,7 +13,7 @@
  * backend the product reads from and writes to the wasm heap directly.
  */
 import { availableParallelism } from 'node:os';
-import { matMulModel } from './onnx';
+import { gemmAddModel, matMulModel } from './onnx';
 
 /** The onnxruntime-node version whose internal binding this module was written against. */
 export const ORT_VERSION = '1.30.0';
@@ -87,10 +87,13 @@ export class OrtGemm {
   }
 
   private session(rankA: 2 | 3, rankB: 2 | 3, transposeA: boolean, transposeB: boolean): BindingSession {
-    const key = `${rankA}${rankB}${transposeA ? 'T' : 'N'}${transposeB ? 'T' : 'N'}`;
+    return this.sessionFor(`${rankA}${rankB}${transposeA ? 'T' : 'N'}${transposeB ? 'T' : 'N'}`, () => matMulModel({ rankA, rankB, transposeA, transposeB }));
+  }
+
+  private sessionFor(key: string, model: () => Uint8Array): BindingSession {
     let s = this.sessions.get(key);
     if (!s) {
-      const bytes = matMulModel({ rankA, rankB, transposeA, transposeB });
+      const bytes = model();
       s = new this.binding.InferenceSession();
       s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
         intraOpNumThreads: this.threads,
@@ -134,6 +137,19 @@ export class OrtGemm {
     s.run(
       { A: new this.Tensor('float32', a, aDims), B: new this.Tensor('float32', b, bDims) },
       { Y: new this.Tensor('float32', out, outDims) },
+      {},
+    );
+  }
+
+  /** out [m, n] = A [m, k] · B [k, n] + C [m, n] (C may be `out` itself only if ORT allows; pass distinct arrays). */
+  matMulAdd(a: Float32Array, aDims: readonly [number, number], b: Float32Array, bDims: readonly [number, number], c: Float32Array, out: Float32Array): void {
+    const [m, k] = aDims, [k2, n] = bDims;
+    if (k !== k2 || a.length !== m * k || b.length !== k * n || c.length !== m * n || out.length !== m * n) {
+      throw new Error(`ort.ts: matMulAdd shapes [${aDims}]·[${bDims}] + [${m}, ${n}] do not fit the arrays (${a.length}, ${b.length}, ${c.length}, ${out.length})`);
+    }
+    this.sessionFor('gemm-add', gemmAddModel).run(
+      { A: new this.Tensor('float32', a, aDims), B: new this.Tensor('float32', b, bDims), C: new this.Tensor('float32', c, [m, n]) },
+      { Y: new this.Tensor('float32', out, [m, n]) },
       {},
     );
   }

@@ -30,8 +30,8 @@ function tryRequire(id: string): boolean {
 
 async function activate(name: BackendName): Promise<boolean> {
   switch (name) {
-    // A package may resolve under these names without being the native build (danfojs-node's
-    // tfjs-node dependency is aliased to plain tfjs by package.json overrides), so the test
+    // A package may resolve under these names without being the native build (an npm alias of
+    // @tensorflow/tfjs-node to plain tfjs, as some packages' overrides install), so the test
     // is whether the 'tensorflow' backend got registered, not whether require() succeeded.
     case 'tensorflow-gpu':
       if (!tryRequire('@tensorflow/tfjs-node-gpu') || !tf.findBackendFactory('tensorflow')) return false;

@@ -11,14 +11,14 @@ export function numberArg(name: string, check: (x: number) => boolean, expected:
   };
 }
 
-/** An integer ≥ min. */
-export function intArg(name: string, min: number) {
-  return numberArg(name, (x) => Number.isInteger(x) && x >= min, `an integer >= ${min}`);
+/** An integer from min to max (at most 2^53 − 1, beyond which integers are not exact). */
+export function intArg(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return numberArg(name, (x) => Number.isSafeInteger(x) && x >= min && x <= max, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`);
 }
 
-/** A number > 0. */
+/** A finite number > 0. */
 export function numArg(name: string) {
-  return numberArg(name, (x) => x > 0, 'a number > 0');
+  return numberArg(name, (x) => Number.isFinite(x) && x > 0, 'a finite number > 0');
 }
 
 /** A number in [0, 1] (a share or a probability). */

@@ -3,7 +3,7 @@
  * one PNG per figure rendered in headless Chromium.
  */
 import type { Command } from 'commander';
-import { RUN_FILES } from '../experiments/run-folder';
+import { lockRunFolder, RUN_FILES } from '../experiments/run-folder';
 import { writeReport } from '../viz/report';
 
 export function registerReport(program: Command): void {
@@ -24,7 +24,13 @@ export function registerReport(program: Command): void {
     .option('--out <file>', 'report file (default <runDir>/report.html)')
     .option('--bar-metric <metric>', 'metric of the ablation bars (default R@100, else the largest K)')
     .action(async (runDir: string, o: { png?: boolean; pngDir?: string; pngWidth: number; out?: string; barMetric?: string }) => {
-      const res = await writeReport(runDir, { png: o.png, pngDir: o.pngDir, pngWidth: o.pngWidth, out: o.out, barMetric: o.barMetric });
+      const lock = lockRunFolder(runDir, 'notellm2 report');
+      let res: Awaited<ReturnType<typeof writeReport>>;
+      try {
+        res = await writeReport(runDir, { png: o.png, pngDir: o.pngDir, pngWidth: o.pngWidth, out: o.out, barMetric: o.barMetric });
+      } finally {
+        lock.release();
+      }
       console.log(`report: ${res.html} (${res.figures.length} figures)`);
       for (const p of res.pngs) console.log(`png: ${p}`);
     });

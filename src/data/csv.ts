@@ -82,8 +82,31 @@ function firstInvalidOffset(bytes: Uint8Array): number {
 }
 
 /**
+ * Whether bytes look like UTF-16 text: a UTF-16 byte-order mark, or NUL bytes in every other
+ * position of the first kilobytes (ASCII text saved as UTF-16 without a BOM is valid UTF-8 full
+ * of NULs, so the UTF-8 check alone lets it through). Returns the byte order seen, or null.
+ */
+export function looksLikeUtf16(buf: Uint8Array): 'LE' | 'BE' | null {
+  if (buf.length >= 2 && buf[0] === 0xff && buf[1] === 0xfe) return 'LE';
+  if (buf.length >= 2 && buf[0] === 0xfe && buf[1] === 0xff) return 'BE';
+  const n = Math.min(buf.length, 4096) & ~1;
+  if (n < 4) return null;
+  let evenNul = 0;
+  let oddNul = 0;
+  for (let i = 0; i < n; i += 2) {
+    if (buf[i] === 0) evenNul++;
+    if (buf[i + 1] === 0) oddNul++;
+  }
+  const pairs = n / 2;
+  if (oddNul >= 0.4 * pairs && evenNul < 0.05 * pairs) return 'LE';
+  if (evenNul >= 0.4 * pairs && oddNul < 0.05 * pairs) return 'BE';
+  return null;
+}
+
+/**
  * Reads a file as text: drops a BOM, turns CRLF into LF, and reports every line with invalid
- * UTF-8 (those bytes become U+FFFD in the text). Returns the lines to leave out.
+ * UTF-8 (those bytes become U+FFFD in the text). Returns the lines to leave out. A file that
+ * looks like UTF-16 is reported once, with how to convert it, and yields no text.
  */
 async function readText(
   path: string,
@@ -91,6 +114,18 @@ async function readText(
 ): Promise<{ text: string; badLines: Set<number>; problems: Problem[] }> {
   const buf = await readFile(path);
   const problems: Problem[] = [];
+  const utf16 = looksLikeUtf16(buf);
+  if (utf16) {
+    problems.push({
+      kind: 'bad-encoding',
+      file,
+      line: 0,
+      message:
+        `the file looks like UTF-16${utf16 === 'LE' ? ' (little-endian' : ' (big-endian'}, as Excel's "Unicode text" and Windows tools save it); ` +
+        `expected UTF-8: re-save it as UTF-8, e.g. iconv -f UTF-16 -t UTF-8 ${file} > ${file}.utf8`,
+    });
+    return { text: '', badLines: new Set(), problems };
+  }
   const badLines = new Set<number>();
   for (const { line, offset } of findInvalidUtf8Lines(buf)) {
     badLines.add(line);

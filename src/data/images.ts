@@ -17,7 +17,8 @@
  * CLIP defaults above; left out, nothing changes.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, realpath, rename, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { tf, type Rng, type Tensor4D } from '../backend';
@@ -148,32 +149,232 @@ function checkSize(size: number): void {
 }
 
 /**
+ * sharp's default limit on the pixels of an image it decodes (width × height): a raster image
+ * beyond it — a decompression bomb, or a photo no pipeline here needs — is refused unread.
+ * SVGs are measured by what is actually rasterised (see svgAtSize), not by the canvas they declare.
+ */
+export const PIXEL_LIMIT = 0x3fff * 0x3fff;
+/** The most a gzip-compressed SVG (.svgz) may expand to before it is refused as a bomb. */
+const MAX_SVG_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Format and size of an image from its header. The header is read without sharp's pixel limit,
+ * so an SVG declaring a huge canvas (it is rendered small, below) is measured rather than
+ * refused; a raster image beyond the limit is refused here with sharp's own message.
+ */
+async function imageHeader(buf: Buffer): Promise<sharp.Metadata> {
+  const meta = await sharp(buf, { limitInputPixels: false }).metadata();
+  if (meta.format !== 'svg' && (meta.width ?? 0) * (meta.height ?? 0) > PIXEL_LIMIT) throw new Error('Input image exceeds pixel limit');
+  return meta;
+}
+
+/** A length of the root element (width, height) in CSS pixels; null for %, auto or anything else. */
+function cssPixels(v: string | undefined): number | null {
+  if (v === undefined) return null;
+  const m = /^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(px|pt|pc|mm|cm|in|em|ex)?\s*$/.exec(v);
+  if (!m) return null;
+  const per: Record<string, number> = { '': 1, px: 1, pt: 4 / 3, pc: 16, mm: 96 / 25.4, cm: 96 / 2.54, in: 96, em: 16, ex: 8 };
+  const x = Number(m[1]) * per[m[2] ?? ''];
+  return Number.isFinite(x) && x > 0 ? x : null;
+}
+
+interface SvgRoot {
+  /** Offsets of the root start tag `<svg …>` in the text. */
+  start: number;
+  end: number;
+  name: string;
+  attrs: Array<{ name: string; value: string; raw: string }>;
+  selfClosing: boolean;
+}
+
+/**
+ * The root element's start tag of an SVG document given as text (latin1, so offsets are byte
+ * offsets): past the XML declaration, processing instructions, comments and a DOCTYPE with its
+ * internal subset. Null when the first element is not `svg` or the tag cannot be read.
+ */
+export function findSvgRoot(text: string): SvgRoot | null {
+  let i = text.startsWith('\xef\xbb\xbf') ? 3 : 0;
+  const n = text.length;
+  for (;;) {
+    while (i < n && /\s/.test(text[i])) i++;
+    if (text.startsWith('<?', i)) {
+      const j = text.indexOf('?>', i + 2);
+      if (j < 0) return null;
+      i = j + 2;
+    } else if (text.startsWith('<!--', i)) {
+      const j = text.indexOf('-->', i + 4);
+      if (j < 0) return null;
+      i = j + 3;
+    } else if (text.slice(i, i + 9).toUpperCase() === '<!DOCTYPE') {
+      let k = i + 9;
+      let subset = false;
+      while (k < n) {
+        const c = text[k];
+        if (c === '"' || c === "'") {
+          const j = text.indexOf(c, k + 1);
+          if (j < 0) return null;
+          k = j + 1;
+          continue;
+        }
+        if (subset && text.startsWith('<!--', k)) {
+          const j = text.indexOf('-->', k + 4);
+          if (j < 0) return null;
+          k = j + 3;
+          continue;
+        }
+        if (c === '[') subset = true;
+        else if (c === ']') subset = false;
+        else if (c === '>' && !subset) break;
+        k++;
+      }
+      if (k >= n) return null;
+      i = k + 1;
+    } else break;
+  }
+  const open = /^<((?:[A-Za-z_][\w.-]*:)?svg)(?=[\s/>])/.exec(text.slice(i, i + 64));
+  if (!open) return null;
+  const name = open[1];
+  let k = i + open[0].length;
+  const attrs: SvgRoot['attrs'] = [];
+  for (;;) {
+    while (k < n && /\s/.test(text[k])) k++;
+    if (text[k] === '>') return { start: i, end: k + 1, name, attrs, selfClosing: false };
+    if (text.startsWith('/>', k)) return { start: i, end: k + 2, name, attrs, selfClosing: true };
+    const m = /^([^\s=/>]+)\s*=\s*(["'])/.exec(text.slice(k, k + 256));
+    if (!m) return null;
+    const close = text.indexOf(m[2], k + m[0].length);
+    if (close < 0) return null;
+    attrs.push({ name: m[1], value: text.slice(k + m[0].length, close), raw: text.slice(k, close + 1) });
+    k = close + 1;
+  }
+}
+
+/**
+ * An SVG rewritten to rasterise at `size` pixels on its short side, whatever canvas it declares:
+ * the root element gets that width and height in pixels, and a viewBox (its own, or its declared
+ * size in CSS pixels) so the drawing scales into them. Rendering through sharp's `density`
+ * instead goes wrong both ways: below density 1 (a canvas above 72 × size user units, common
+ * for clip art drawn on A4 at 0.01 mm) it cannot go, and librsvg applies the density twice to
+ * physical units (pt, mm, in), so an Inkscape file sized in pt renders at a few pixels or none
+ * ("zero-sized image"). Null when the root declares no usable size (no viewBox and a relative
+ * width or height): such files are rendered as declared.
+ */
+export function svgAtSize(svg: Buffer, size: number): Buffer | null {
+  const text = svg.toString('latin1');
+  const root = findSvgRoot(text);
+  if (!root) return null;
+  const attr = (k: string) => root.attrs.find((a) => a.name === k)?.value;
+  const raw = [attr('width'), attr('height'), attr('viewBox')];
+  // Entity references in these attributes would need the DOCTYPE to read; render as declared.
+  if (raw.some((v) => v?.includes('&'))) return null;
+  const w = cssPixels(raw[0]);
+  const h = cssPixels(raw[1]);
+  const vbNums = raw[2]?.trim().split(/[\s,]+/).map(Number);
+  const vb = vbNums && vbNums.length === 4 && vbNums.every(Number.isFinite) && vbNums[2] > 0 && vbNums[3] > 0 ? vbNums : null;
+  let vw: number, vh: number;
+  if (w && h) [vw, vh] = [w, h];
+  else if (vb && w) [vw, vh] = [w, (w * vb[3]) / vb[2]];
+  else if (vb && h) [vw, vh] = [(h * vb[2]) / vb[3], h];
+  else if (vb) [vw, vh] = [vb[2], vb[3]];
+  else return null;
+  const viewBox = vb ? raw[2]! : `0 0 ${w} ${h}`;
+  const scale = size / Math.min(vw, vh);
+  const outW = vw <= vh ? size : Math.max(size, Math.round(vw * scale));
+  const outH = vh < vw ? size : Math.max(size, Math.round(vh * scale));
+  if (outW * outH > PIXEL_LIMIT) throw new Error(`SVG drawn at ${outW}×${outH} pixels (short side ${size}) exceeds the pixel limit (${PIXEL_LIMIT})`);
+  const kept = root.attrs.filter((a) => !['width', 'height', 'viewBox'].includes(a.name)).map((a) => ` ${a.raw}`);
+  const tag = `<${root.name}${kept.join('')} width="${outW}" height="${outH}" viewBox="${viewBox}"${root.selfClosing ? '/>' : '>'}`;
+  return Buffer.concat([svg.subarray(0, root.start), Buffer.from(tag, 'latin1'), svg.subarray(root.end)]);
+}
+
+/** The file's bytes, with a gzip-compressed SVG (.svgz) expanded, up to MAX_SVG_BYTES. */
+function svgText(buf: Buffer): Buffer {
+  if (buf[0] !== 0x1f || buf[1] !== 0x8b) return buf;
+  try {
+    return gunzipSync(buf, { maxOutputLength: MAX_SVG_BYTES });
+  } catch (e) {
+    throw new Error(`compressed SVG does not expand within ${MAX_SVG_BYTES} bytes (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Checks the images an SVG embeds as `data:` URIs (Inkscape's "embed" option) before librsvg
+ * decodes them: librsvg decodes an embedded PNG at its full size whatever size it is drawn at,
+ * so a small file embedding a 20000 × 20000 PNG would take seconds and gigabytes. Their pixels
+ * together must stay within PIXEL_LIMIT; an embedded SVG is checked the same way, recursively.
+ * References to files are not followed by librsvg (they render as nothing) and need no check.
+ */
+export async function checkEmbeddedImages(svg: Buffer, depth = 0): Promise<void> {
+  const text = svg.toString('latin1');
+  let pixels = 0;
+  // The payload ends at the attribute's quote, a CSS url()'s parenthesis or the tag's end.
+  for (const m of text.matchAll(/data:([\w.+/-]*)((?:;[\w=.+-]*)*),([^"')<>]*)/gi)) {
+    const base64 = /;base64/i.test(m[2]);
+    let data: Buffer;
+    try {
+      data = base64 ? Buffer.from(m[3].replace(/&#(?:10|13|x[aAdD]);|\s/g, ''), 'base64') : Buffer.from(decodeURIComponent(m[3]), 'utf8');
+    } catch {
+      continue; // not a payload librsvg could read either
+    }
+    if (data.length === 0) continue;
+    let meta: sharp.Metadata;
+    try {
+      meta = await sharp(data, { limitInputPixels: false }).metadata();
+    } catch (e) {
+      if (!base64) continue; // percent-encoded text that is no image (e.g. a font or CSS)
+      throw new Error(`an embedded image (data:${m[1]}) cannot be read to check its size (${(e as Error).message})`);
+    }
+    if (meta.format === 'svg') {
+      if (depth >= 3) throw new Error('embedded SVGs nest more than 3 deep');
+      await checkEmbeddedImages(svgText(data), depth + 1);
+      continue;
+    }
+    pixels += (meta.width ?? 0) * (meta.height ?? 0);
+    if (pixels > PIXEL_LIMIT) {
+      throw new Error(`embedded images (data: URIs) hold ${meta.width}×${meta.height} pixels and more, beyond the ${PIXEL_LIMIT}-pixel limit`);
+    }
+  }
+}
+
+/**
  * Decodes an image file (JPEG, PNG, WebP, SVG, or any of them under a bare name: sharp sniffs
  * the format from the bytes), resizes its short side to `size` with a bicubic kernel and crops
  * the centre — or follows `pre`, whose output side must be `size`. Returns RGB bytes,
- * [size, size, 3] row-major.
+ * [size, size, 3] row-major. This is the one decode path: the dataset check
+ * (`images: 'decode'`), training and evaluation all go through it.
  */
 export async function decodeImage(path: string, size: number, pre?: ImagePreprocessing): Promise<Uint8Array> {
   checkSize(size);
   if (pre && preprocessingSize(pre) !== size) throw new Error(`decodeImage: the preprocessing gives ${preprocessingSize(pre)}-pixel images, ${size} requested`);
-  const buf = await readFile(path);
-  let density: number | undefined;
+  const file = await readFile(path);
   try {
-    const meta = await sharp(buf).metadata();
-    // SVG is vector: render it at the density that makes its short side `size` pixels
-    // (72 dpi is sharp's 1 px per user unit), instead of upscaling a small raster.
+    // gzip here can only be an SVG (.svgz): expanded under a bound before librsvg sees it.
+    const buf = svgText(file);
+    const meta = await imageHeader(buf);
+    // The side the image is resized to before any crop.
     const renderSide = pre && 'shortestEdge' in pre.resize ? pre.resize.shortestEdge : pre && 'height' in pre.resize ? Math.min(pre.resize.height, pre.resize.width) : size;
-    if (meta.format === 'svg' && meta.width && meta.height) {
-      density = Math.min(Math.max((72 * renderSide) / Math.min(meta.width, meta.height), 1), 100000);
-    }
-    const img = sharp(buf, density ? { density } : {}).flatten({ background: '#ffffff' });
+    let input: sharp.Sharp;
+    let inputMeta = meta;
+    if (meta.format === 'svg') {
+      // SVG is vector: rendered at the size needed rather than upscaled from a small raster or
+      // rasterised at a huge declared canvas. sharp's pixel limit then applies to what is drawn.
+      await checkEmbeddedImages(buf);
+      const sized = svgAtSize(buf, renderSide);
+      if (sized) input = sharp(sized);
+      else {
+        const density = meta.width && meta.height ? Math.min(Math.max((72 * renderSide) / Math.min(meta.width, meta.height), 1), 100000) : undefined;
+        input = sharp(buf, density ? { density } : {});
+      }
+      inputMeta = await input.metadata();
+    } else input = sharp(buf);
+    const img = input.flatten({ background: '#ffffff' });
     const kernel = sharpKernel(pre?.resample ?? 'bicubic');
     const cover = !pre || ('shortestEdge' in pre.resize && pre.crop && pre.resize.shortestEdge === size && pre.crop.height === size && pre.crop.width === size);
     if (cover) {
       // Short side to size, centre crop size × size: sharp's 'cover' does both in one step.
       img.resize({ width: size, height: size, fit: 'cover', position: 'centre', kernel });
     } else {
-      const { width: w0, height: h0 } = await sharp(buf, density ? { density } : {}).metadata();
+      const { width: w0, height: h0 } = inputMeta;
       if (!w0 || !h0) throw new Error('no image size in the header');
       const { w, h } = resizedSize(pre.resize, w0, h0);
       img.resize({ width: w, height: h, fit: 'fill', kernel });
@@ -201,22 +402,76 @@ function resizedSize(resize: ImagePreprocessing['resize'], w0: number, h0: numbe
 }
 
 /**
- * Checks that a file is an image sharp can read: 'header' reads the header only, 'decode'
- * runs the whole pipeline at a small size (catches truncated files). Returns the reason it
- * failed, or null.
+ * Checks that a file is an image the pipeline can read: 'header' reads the header only,
+ * 'decode' runs decodeImage itself at `size` (catches truncated files, SVGs librsvg cannot
+ * draw). Returns the reason it failed, or null.
  */
-export async function probeImage(path: string, mode: 'header' | 'decode'): Promise<string | null> {
+export async function probeImage(path: string, mode: 'header' | 'decode', size = DEFAULT_CHECK_SIZE): Promise<string | null> {
   try {
     if (mode === 'decode') {
-      await decodeImage(path, 16);
+      await decodeImage(path, size);
     } else {
-      const meta = await sharp(path).metadata();
+      const meta = await imageHeader(svgText(await readFile(path)));
       if (!meta.format || !meta.width || !meta.height) return 'no image format recognised';
     }
     return null;
   } catch (e) {
     return (e as Error).message.replace(/^cannot decode image [^:]*: /, '');
   }
+}
+
+/**
+ * The side images are checked at when the caller does not say: the default input side of the
+ * vision tower (ViTConfig.imageSize), which train and ablate pass explicitly.
+ */
+export const DEFAULT_CHECK_SIZE = 32;
+
+const CHECK_CACHE_VERSION = 1;
+
+/**
+ * Decodes every file exactly as training will (decodeImage at `size`) and returns each one's
+ * failure (or null). With `cacheDir`, outcomes are remembered per file — keyed by its path
+ * inside `dir`, modification time and byte size — in one JSON file per dataset folder and size,
+ * so an unchanged dataset is decoded once however many runs, workers and evaluations load it.
+ */
+export async function checkImages(
+  dir: string,
+  paths: readonly string[],
+  size: number,
+  opts: { cacheDir?: string; concurrency?: number } = {},
+): Promise<Map<string, string | null>> {
+  checkSize(size);
+  const realDir = await realpath(dir);
+  const cacheFile = opts.cacheDir ? join(opts.cacheDir, `image-check-${createHash('sha256').update(`${realDir}\u0000${size}`).digest('hex').slice(0, 20)}.json`) : null;
+  let cached: Record<string, [number, number, string | null]> = {};
+  if (cacheFile) {
+    try {
+      const c = JSON.parse(await readFile(cacheFile, 'utf8')) as { version?: number; size?: number; files?: typeof cached };
+      if (c.version === CHECK_CACHE_VERSION && c.size === size && c.files && typeof c.files === 'object') cached = c.files;
+    } catch {
+      // No cache yet, or a damaged one: decode and rewrite it.
+    }
+  }
+  const out = new Map<string, string | null>();
+  let changed = false;
+  await mapPool(paths, opts.concurrency ?? 4, async (p) => {
+    const s = await stat(p);
+    const key = relative(realDir, await realpath(p));
+    const hit = cached[key];
+    if (hit && hit[0] === s.mtimeMs && hit[1] === s.size) return void out.set(p, hit[2]);
+    const err = await probeImage(p, 'decode', size);
+    cached[key] = [s.mtimeMs, s.size, err];
+    changed = true;
+    out.set(p, err);
+  });
+  if (cacheFile && changed) {
+    await mkdir(opts.cacheDir!, { recursive: true });
+    // Written beside the target and renamed: concurrent readers (workers) see a whole file.
+    const tmp = `${cacheFile}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify({ version: CHECK_CACHE_VERSION, size, dir: realDir, files: cached }));
+    await rename(tmp, cacheFile);
+  }
+  return out;
 }
 
 /**

@@ -5,7 +5,7 @@
  *     (or notes_train.jsonl / notes_test.jsonl: {note_id, title, content, image_id, category})
  *     note_pairs_train.csv  note_pairs_val.csv  note_pairs_test.csv    note_id, related_note_id
  *     note_pairs_test_labels.csv (optional)                            note_id, related_note_id, label
- *     images/        train notes' images, named by image_id (.jpg .jpeg .png .webp .svg or bare)
+ *     images/        train notes' images, named by image_id (.jpg .jpeg .png .webp .svg .svgz or bare)
  *     images_test/   test notes' images
  *
  * Every problem is collected in one pass (see problems.ts for the kinds). Strict by default:
@@ -15,7 +15,7 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { mapPool } from '../backend/pool';
 import { readCsv, readJsonl, type CsvRow } from './csv';
-import { probeImage } from './images';
+import { checkImages, DEFAULT_CHECK_SIZE, probeImage } from './images';
 import type { Dataset, Note, Pair, SplitName } from './schema';
 import {
   countByKind,
@@ -31,7 +31,7 @@ export const NOTE_COLUMNS = ['note_id', 'title', 'content', 'image_id', 'categor
 export const PAIR_COLUMNS = ['note_id', 'related_note_id'] as const;
 export const LABEL_COLUMNS = ['note_id', 'related_note_id', 'label'] as const;
 /** Extensions tried after the bare image_id, in this order. */
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.svg'] as const;
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.svg', '.svgz'] as const;
 export type NoteSplit = 'train' | 'test';
 /** Image folder of each notes split; a note's image is looked up in its own folder first, then the other. */
 export const IMAGE_DIRS: Record<NoteSplit, string> = { train: 'images', test: 'images_test' };
@@ -42,6 +42,13 @@ export interface LoadOptions {
   skipBad?: boolean;
   /** How deeply images are checked: 'decode' | 'header' | 'exists'. Defaults to 'header'. */
   images?: ImageCheck;
+  /**
+   * Side the 'decode' check decodes at: the vision tower's input side, so what the check accepts
+   * is exactly what training decodes. Defaults to DEFAULT_CHECK_SIZE.
+   */
+  imageSize?: number | readonly number[];
+  /** Folder remembering 'decode' outcomes per image file (e.g. CACHE_DIR); none: decode every time. */
+  cacheDir?: string;
   /** Image checks in flight at once. Defaults to 4. */
   concurrency?: number;
 }
@@ -140,6 +147,33 @@ function columnCount(file: string, row: CsvRow, columns: readonly string[]): Pro
   };
 }
 
+/** Control characters in an id: none at all (C0, DEL, C1). */
+const ID_CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
+/** Control characters in text: C0 and DEL, except tab and line breaks. */
+const TEXT_CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/u;
+
+/** 'U+0000 at character 3' for the first control character of `value`. */
+function controlAt(value: string, re: RegExp): string | null {
+  const m = re.exec(value);
+  return m ? `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')} at character ${m.index + 1}` : null;
+}
+
+/**
+ * The first control character among a note's raw fields, as a bad-field message, or null.
+ * A NUL in an id makes it a different id from what every tool prints, so pairs naming it
+ * would only fail later as unknown notes.
+ */
+function controlProblem(fields: Record<string, string | string[]>, ids: readonly string[]): string | null {
+  for (const [name, raw] of Object.entries(fields)) {
+    const isId = ids.includes(name);
+    for (const value of Array.isArray(raw) ? raw : [raw]) {
+      const at = controlAt(value, isId ? ID_CONTROL : TEXT_CONTROL);
+      if (at) return `${name} holds a control character (${at}); expected ${isId ? 'printable characters only' : 'text without control characters (tabs and line breaks are fine)'}`;
+    }
+  }
+  return null;
+}
+
 /** A notes row before checks: where it came from and the note it makes. */
 interface NoteRow {
   note: Note;
@@ -172,6 +206,8 @@ async function readNotes(dir: string, split: NoteSplit, problems: Problem[]): Pr
       const bad = columnCount(csvFile, row, NOTE_COLUMNS);
       if (bad) return void problems.push(bad);
       const [id, title, content, imageId, category] = row.fields;
+      const control = controlProblem({ note_id: id, title, content, image_id: imageId, category }, ['note_id', 'image_id', 'category']);
+      if (control) return void problems.push({ kind: 'bad-field', file: csvFile, line: row.line, message: control });
       out.push({ note: makeNote({ id: id.trim(), title, content, imageId, category }), split, file: csvFile, line: row.line });
     });
   }
@@ -195,6 +231,11 @@ function jsonNote(v: unknown, file: string, line: number, problems: Problem[]): 
   const o = v as Record<string, unknown>;
   const id = o.note_id;
   if (typeof id !== 'string' && typeof id !== 'number') return bad(`note_id: expected a string or number, got ${typeName(id)}`);
+  // JSON numbers beyond 2^53 are rounded when parsed: 12345678901234567891 would silently
+  // become the id "12345678901234567000".
+  if (typeof id === 'number' && !Number.isSafeInteger(id)) {
+    return bad(`note_id: ${id} is not an integer JSON can hold exactly; expected an integer within ±${Number.MAX_SAFE_INTEGER}, or the id as a string`);
+  }
   const str = (k: string): string | null => {
     const x = o[k];
     if (x === undefined || x === null) return '';
@@ -209,6 +250,11 @@ function jsonNote(v: unknown, file: string, line: number, problems: Problem[]): 
     return bad(`category: expected a string 'level1@level2@' or an array of strings, got ${typeName(cat)}`);
   }
   if (o.topics !== undefined && !isStrArray(o.topics)) return bad(`topics: expected an array of strings, got ${typeName(o.topics)}`);
+  const control = controlProblem(
+    { note_id: String(id), title: str('title')!, content: str('content')!, image_id: str('image_id')!, category: (cat as string | string[] | undefined | null) ?? '', topics: (o.topics as string[] | undefined) ?? [] },
+    ['note_id', 'image_id', 'category', 'topics'],
+  );
+  if (control) return bad(control);
   return makeNote({
     id: String(id).trim(),
     title: str('title')!,
@@ -251,6 +297,11 @@ async function readPairs(dir: string, split: SplitName, problems: Problem[]): Pr
 function pairFields(row: CsvRow, file: string, problems: Problem[]): Pair | null {
   const a = row.fields[0].trim();
   const b = row.fields[1].trim();
+  const control = controlProblem({ note_id: a, related_note_id: b }, ['note_id', 'related_note_id']);
+  if (control) {
+    problems.push({ kind: 'bad-field', file, line: row.line, message: control });
+    return null;
+  }
   if (a === '' || b === '') {
     problems.push({ kind: 'bad-field', file, line: row.line, message: `empty ${a === '' ? 'note_id' : 'related_note_id'}; expected a note id` });
     return null;
@@ -330,6 +381,18 @@ async function listFolder(path: string): Promise<Set<string> | null> {
   }
 }
 
+/** The 'decode' check at every requested size: a file fails when it fails at any of them. */
+async function decodeCheck(dir: string, paths: string[], opts: LoadOptions, concurrency: number): Promise<Map<string, string | null>> {
+  const sizes = opts.imageSize === undefined ? [DEFAULT_CHECK_SIZE] : typeof opts.imageSize === 'number' ? [opts.imageSize] : [...new Set(opts.imageSize)];
+  const out = new Map<string, string | null>(paths.map((p) => [p, null]));
+  for (const size of sizes) {
+    for (const [p, err] of await checkImages(dir, paths, size, { cacheDir: opts.cacheDir, concurrency })) {
+      if (err && !out.get(p)) out.set(p, sizes.length > 1 ? `at ${size} px: ${err}` : err);
+    }
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The dataset
 
@@ -387,24 +450,34 @@ export async function loadDataset(dirIn: string, opts: LoadOptions = {}): Promis
   const listings = new Map<string, Set<string> | null>();
   for (const folder of Object.values(IMAGE_DIRS)) listings.set(folder, await listFolder(join(dir, folder)));
   const imagePaths = new Map<string, string>();
-  await mapPool(unique, opts.concurrency ?? 4, async (r) => {
+  const concurrency = opts.concurrency ?? 4;
+  const resolved = await mapPool(unique, concurrency, async (r) => {
     const own = IMAGE_DIRS[r.split];
     const other = IMAGE_DIRS[r.split === 'train' ? 'test' : 'train'];
     const res = await resolveImage(dir, realDir, [own, other], r.note.imageId, listings);
-    if ('kind' in res) return flag({ kind: res.kind, file: r.file, line: r.line, message: res.message });
-    if (imageCheck !== 'exists') {
-      const err = await probeImage(res.path, imageCheck);
-      if (err) {
-        return flag({
-          kind: 'undecodable-image',
-          file: r.file,
-          line: r.line,
-          message: `${relative(dir, res.path)} cannot be decoded (${err}); expected a ${IMAGE_EXTENSIONS.join(' ')} image`,
-        });
-      }
-    }
-    imagePaths.set(r.note.id, res.path);
+    if ('kind' in res) return void flag({ kind: res.kind, file: r.file, line: r.line, message: res.message });
+    return { row: r, path: res.path };
   });
+  const found = resolved.filter((f): f is { row: NoteRow; path: string } => f !== undefined);
+  // 'decode' runs the pipeline's own decoder at the pipeline's size (one outcome per file,
+  // remembered in cacheDir); 'header' reads headers only.
+  const failures =
+    imageCheck === 'decode'
+      ? await decodeCheck(dir, [...new Set(found.map((f) => f.path))], opts, concurrency)
+      : imageCheck === 'header'
+        ? new Map(await mapPool([...new Set(found.map((f) => f.path))], concurrency, async (p) => [p, await probeImage(p, 'header')] as const))
+        : new Map<string, string | null>();
+  for (const { row: r, path } of found) {
+    const err = failures.get(path);
+    if (err) {
+      flag({
+        kind: 'undecodable-image',
+        file: r.file,
+        line: r.line,
+        message: `${relative(dir, path)} cannot be decoded (${err}); expected a ${IMAGE_EXTENSIONS.join(' ')} image`,
+      });
+    } else imagePaths.set(r.note.id, path);
+  }
 
   const kept = unique.filter((r) => !badRow.has(`${r.file}:${r.line}`));
   const notes = new Map<string, Note>(kept.map((r) => [r.note.id, r.note]));
@@ -417,6 +490,7 @@ export async function loadDataset(dirIn: string, opts: LoadOptions = {}): Promis
   // Pairs: both notes must exist; pairs of a left-out note are dropped (counted apart).
   const pairs: Record<SplitName, Pair[]> = { train: [], val: [], test: [] };
   let droppedPairs = 0;
+  const droppedIn: Record<SplitName, number> = { train: 0, val: 0, test: 0 };
   for (const split of ['train', 'val', 'test'] as const) {
     for (const r of await readPairs(dir, split, problems)) {
       const unknown = [r.pair.a, r.pair.b].filter((id) => !firstSeen.has(id));
@@ -429,9 +503,24 @@ export async function loadDataset(dirIn: string, opts: LoadOptions = {}): Promis
         });
       } else if (!notes.has(r.pair.a) || !notes.has(r.pair.b)) {
         droppedPairs++;
+        droppedIn[split]++;
       } else {
         pairs[split].push(r.pair);
       }
+    }
+  }
+
+  // A split with no usable pair cannot be trained, validated or evaluated on. (A missing file
+  // is already reported as such.)
+  for (const split of ['train', 'val', 'test'] as const) {
+    const file = `note_pairs_${split}.csv`;
+    if (pairs[split].length === 0 && (await exists(join(dir, file)))) {
+      problems.push({
+        kind: 'empty-split',
+        file,
+        line: 0,
+        message: `no usable ${split} pair${droppedIn[split] ? ` (its ${droppedIn[split]} pair(s) name notes left out for their own problems)` : ''}; expected at least one pair of two notes of the dataset`,
+      });
     }
   }
 

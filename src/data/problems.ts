@@ -8,13 +8,16 @@
 export const PROBLEM_KINDS = [
   /** A required table (notes or pairs of a split) is absent. */
   'missing-file',
-  /** Bytes that are not valid UTF-8. */
+  /** Bytes that are not valid UTF-8, or a file that looks like UTF-16. */
   'bad-encoding',
   /** CSV that cannot be parsed (a stray quote) or a JSONL line that is not JSON. */
   'syntax',
   /** A CSV row with the wrong number of columns. */
   'column-count',
-  /** A field with the wrong value: empty id, a note paired with itself, a JSON field of the wrong type. */
+  /**
+   * A field with the wrong value: empty id, a note paired with itself, a JSON field of the wrong
+   * type, a control character (NUL …) in an id or text, a numeric id beyond exact integers.
+   */
   'bad-field',
   /** A note id seen before (in the same or another notes file). */
   'duplicate-id',
@@ -22,6 +25,8 @@ export const PROBLEM_KINDS = [
   'empty-note',
   /** A pair naming a note that no notes file holds. */
   'unknown-note',
+  /** A pairs file (train, val or test) left with no usable pair. */
+  'empty-split',
   /** A label row naming a pair that is not among the test pairs. */
   'unknown-pair',
   /** No image file for the note's image_id. */
@@ -77,6 +82,12 @@ export interface ValidationReport {
  */
 export type ImageCheck = 'decode' | 'header' | 'exists';
 export const IMAGE_CHECKS: readonly ImageCheck[] = ['decode', 'header', 'exists'];
+
+/**
+ * Kinds that concern a whole table rather than rows: skipping bad rows cannot mend them, so a
+ * run stops on them even with --skip-bad.
+ */
+export const DATASET_KINDS: readonly ProblemKind[] = ['missing-file', 'empty-split'];
 
 /** `file:line: kind: message` (the line is left out when the whole file is meant). */
 export function formatProblem(p: Problem): string {

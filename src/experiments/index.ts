@@ -14,3 +14,5 @@ export * from './statistics';
 export * from './claims';
 export * from './regimes';
 export * from './analysis';
+export * from './sources';
+export * from './export';

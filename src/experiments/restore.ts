@@ -15,21 +15,21 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { initBackend } from '../backend';
-import { loadDataset } from '../data/loaders';
-import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
+import type { TextTokenizer } from '../data/tokenizer';
 import type { Dataset, Note } from '../data/schema';
 import type { ImageStore } from '../data/images';
 import type { ParamStore } from '../model/params';
 import type { ResolvedModelConfig } from '../model/config';
 import type { NoteLLM2Model } from '../model/notellm2';
 import type { PromptEncoder } from '../model/batch';
-import { CHECKPOINT_FILES, loadCheckpoint } from '../model/checkpoint';
+import { CHECKPOINT_FILES, interruptedSave, interruptedSaveHint, loadCheckpoint } from '../model/checkpoint';
 import { resolveTrainConfig, type ResolvedTrainConfig } from '../train/config';
 import { CHECKPOINT_CHOICES, checkpointSlot, type CheckpointChoice } from '../train/trainer';
 import { buildInputs, embedNotes, type EmbedOptions, type RepresentationBatch, type VisionSource } from '../train/representation';
 import { EmbeddingCatalogue } from '../eval/catalogue';
-import { ensureDataset } from './datasets';
+import { ensureDataset, loadRunDataset, type RunDataOptions } from './datasets';
 import { buildVariantModel, runNoteIds } from './variant';
+import { loadRunTokenizer, type TowerSources } from './sources';
 import { checkpointsRoot, checkpointVariants, RUN_DIRS, variantCheckpointDir } from './run-folder';
 
 /** config.json of a representation checkpoint (see runVariant). */
@@ -41,6 +41,10 @@ export interface CheckpointConfig {
   datasetDir?: string;
   tokenizerPath?: string;
   pretrained?: { lm?: string; vit?: string };
+  /** The imported towers' folders and file hashes (runs with --lm / --vision). */
+  sources?: TowerSources;
+  /** How the run read its dataset, when it left bad rows out (--skip-bad). */
+  data?: RunDataOptions;
 }
 
 /**
@@ -55,7 +59,12 @@ export function resolveCheckpointDir(path: string, which: CheckpointChoice = 'be
   const has = (d: string) => existsSync(join(d, CHECKPOINT_FILES.weights));
   if (has(dir)) return dir;
   const other: CheckpointChoice = which === 'best' ? 'last' : 'best';
-  for (const kind of [which, other]) if (has(checkpointSlot(dir, kind))) return checkpointSlot(dir, kind);
+  for (const kind of [which, other]) {
+    const slot = checkpointSlot(dir, kind);
+    if (has(slot)) return slot;
+    // Falling back from an interrupted best/ to last/ would evaluate another model than asked.
+    if (interruptedSave(slot).previous) throw new Error(`checkpoint ${path}: ${slot} is missing${interruptedSaveHint(slot)}`);
+  }
   const runCheckpoints = checkpointsRoot(dir);
   if (existsSync(runCheckpoints)) {
     const variants = checkpointVariants(dir);
@@ -64,9 +73,11 @@ export function resolveCheckpointDir(path: string, which: CheckpointChoice = 'be
       throw new Error(`checkpoint ${path}: a run folder with ${variants.length} variants; name one of ${variants.map((v) => join(runCheckpoints, v)).join(', ')}`);
     }
   }
+  // A save killed between its two renames leaves no checkpoint but the previous one aside.
+  const hint = interruptedSaveHint(dir);
   throw new Error(
-    `checkpoint ${path}: no ${CHECKPOINT_FILES.weights} in ${dir}, ${checkpointSlot(dir, 'best')} or ${checkpointSlot(dir, 'last')} ` +
-      `(expected a variant's checkpoint folder such as ${join('runs', '<run>', RUN_DIRS.checkpoints, '<preset>-s<seed>')})`,
+    `checkpoint ${path}: no ${CHECKPOINT_FILES.weights} in ${dir}, ${checkpointSlot(dir, 'best')} or ${checkpointSlot(dir, 'last')}` +
+      (hint || ` (expected a variant's checkpoint folder such as ${join('runs', '<run>', RUN_DIRS.checkpoints, '<preset>-s<seed>')})`),
   );
 }
 
@@ -87,7 +98,10 @@ export interface RestoreOptions {
   which?: CheckpointChoice;
   /** Tokenizer file; defaults to the one named in config.json. */
   tokenizer?: string;
-  /** Skip bad dataset rows instead of failing (as the run did with --skip-bad). */
+  /**
+   * Skip bad dataset rows instead of failing. Defaults to what the run did: a checkpoint trained
+   * with --skip-bad is read with it (its config.json says so).
+   */
   skipBad?: boolean;
   /**
    * Notes beyond the training and test pairs' notes that will be embedded (their image
@@ -130,12 +144,14 @@ export async function restoreVariant(path: string, opts: RestoreOptions = {}): P
   if (opts.dataset !== undefined) datasetDir = (await ensureDataset(opts.dataset)).dir;
   else if (config.datasetDir) datasetDir = config.datasetDir;
   else throw new Error(`${configFile}: names no datasetDir (an older checkpoint); pass the dataset (--dataset synth|openmoji|<dir>)`);
-  const { dataset } = await loadDataset(datasetDir, { images: 'exists', skipBad: opts.skipBad });
+  // The dataset as the run read it: the same image check and the same rows left out.
+  const data: RunDataOptions = { skipBad: opts.skipBad ?? config.data?.skipBad, imageSizes: config.data?.imageSizes ?? [config.model.vision.imageSize] };
+  const { dataset } = await loadRunDataset(datasetDir, data);
 
   const tokenizerPath = opts.tokenizer ?? config.tokenizerPath;
   if (!tokenizerPath) throw new Error(`${configFile}: names no tokenizerPath; pass the tokenizer file the model was trained with`);
   if (!existsSync(tokenizerPath)) throw new Error(`tokenizer ${tokenizerPath} (named by ${configFile}) does not exist; rerun the training (notellm2 train) to rebuild it`);
-  const tokenizer = loadTokenizer(tokenizerPath);
+  const tokenizer = loadRunTokenizer(tokenizerPath, config.sources);
   if (tokenizer.vocabSize !== config.model.lm.vocabSize) {
     throw new Error(`tokenizer ${tokenizerPath} has ${tokenizer.vocabSize} tokens but ${configFile} model.lm.vocabSize is ${config.model.lm.vocabSize}`);
   }
@@ -152,7 +168,7 @@ export async function restoreVariant(path: string, opts: RestoreOptions = {}): P
     for (const id of visionNotes) if (!dataset.notes.has(id)) throw new Error(`restoreVariant: note "${id}" is not in the dataset ${datasetDir}`);
   }
   // Strict: every parameter of the model (vision tower included) and τ come from the checkpoint.
-  const { model, store, encoder, vision, images } = await buildVariantModel({ model: config.model, train, seed: train.seed, dataset, tokenizer, from: { weights: ckpt.weights }, visionNotes });
+  const { model, store, encoder, vision, images } = await buildVariantModel({ model: config.model, train, seed: train.seed, dataset, tokenizer, from: { weights: ckpt.weights }, sources: config.sources, visionNotes });
   return { dir, config, model, store, tokenizer, encoder, dataset, vision, images, dispose: () => store.dispose() };
 }
 
@@ -224,7 +240,7 @@ export async function loadTrainedVariant(runDir: string, name: string, seed: num
   const dir = variantCheckpointDir(resolve(runDir), name, seed, kind);
   if (!existsSync(dir)) {
     const have = existsSync(checkpointsRoot(resolve(runDir))) ? checkpointVariants(resolve(runDir)).join(', ') : `(no ${RUN_DIRS.checkpoints} folder)`;
-    throw new Error(`${dir}: no such checkpoint; the run holds: ${have}`);
+    throw new Error(`${dir}: no such checkpoint; the run holds: ${have}${interruptedSaveHint(dir)}`);
   }
   const v = await restoreVariant(dir, { dataset: opts.datasetDir, tokenizer: opts.tokenizerPath, imagesOnDemand: true });
   const train = resolveTrainConfig(v.config.train);

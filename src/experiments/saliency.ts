@@ -13,7 +13,7 @@ import type { CheckpointChoice } from '../train/trainer';
 import type { RepresentationBatch } from '../train/representation';
 import { computeSaliency, type ModalitySaliencyLayer } from '../eval/saliency';
 import { loadTrainedVariant } from './restore';
-import { runFile, runVariants } from './run-folder';
+import { lockRunFolder, runFile, runVariants } from './run-folder';
 
 export interface RunSaliencyOptions {
   /** Variant names (default: every variant of the run). */
@@ -50,6 +50,16 @@ export interface RunSaliencyEntry {
  */
 export async function saliencyForRun(runDir: string, opts: RunSaliencyOptions = {}): Promise<{ entries: RunSaliencyEntry[]; file?: string }> {
   const log = opts.log ?? (() => {});
+  // Writing saliency.json: hold the folder against a run or another step writing into it.
+  const lock = opts.write === false ? null : lockRunFolder(runDir, 'notellm2 saliency');
+  try {
+    return await measure(runDir, opts, log);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function measure(runDir: string, opts: RunSaliencyOptions, log: (msg: string) => void): Promise<{ entries: RunSaliencyEntry[]; file?: string }> {
   const { names, seeds } = runVariants(runDir);
   const chosen = opts.presets ?? names;
   for (const p of chosen) {

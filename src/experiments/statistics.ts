@@ -14,6 +14,9 @@ import { QueryBootstrap, labelPermutationTest, type BootstrapOptions, type Estim
 import type { BaselineRun } from './baselines';
 import { INPUTS, type Comparison, type InputKind, type IntervalMap, type QueryOutcomes, type RecallIntervals, type VariantResult } from './results';
 
+/** What the statistics read of each (variant, seed). */
+type RunOutcome = Pick<VariantResult, 'name' | 'seed' | 'group' | 'queries'>;
+
 /** Something the statistics can resample: a variant's runs over its seeds, or a baseline. */
 export interface StatisticsEntity {
   name: string;
@@ -25,8 +28,8 @@ export interface StatisticsEntity {
 }
 
 /** Entities of a run: its variants (runs grouped by name, in first-seen order) and baselines. */
-export function statisticsEntities(runs: readonly VariantResult[], baselines: readonly BaselineRun[] = []): StatisticsEntity[] {
-  const byName = new Map<string, VariantResult[]>();
+export function statisticsEntities(runs: readonly RunOutcome[], baselines: readonly BaselineRun[] = []): StatisticsEntity[] {
+  const byName = new Map<string, RunOutcome[]>();
   for (const r of runs) {
     const list = byName.get(r.name);
     if (list) list.push(r);

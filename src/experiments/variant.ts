@@ -5,22 +5,23 @@
  */
 import { join } from 'node:path';
 import { initBackend } from '../backend';
-import { loadDataset } from '../data/loaders';
-import { loadTokenizer, type TextTokenizer } from '../data/tokenizer';
+import type { TextTokenizer } from '../data/tokenizer';
 import { ImageStore } from '../data/images';
 import type { Dataset } from '../data/schema';
-import { ParamStore, type ParamRecord } from '../model/params';
+import { ParamStore, pathHasPrefix, type ParamRecord } from '../model/params';
 import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from '../model/config';
 import { NoteLLM2Model } from '../model/notellm2';
 import { PromptEncoder } from '../model/batch';
 import { loadCheckpoint } from '../model/checkpoint';
-import { resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
+import { lmTrainOf, resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
 import { train } from '../train/trainer';
 import { RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } from '../train/representation';
 import type { RecallProtocol } from '../eval/recall';
 import { presetConfig } from './presets';
 import { evaluateVariant, evaluationFields } from './evaluate';
+import { loadRunDataset, type RunDataOptions } from './datasets';
 import type { VariantResult } from './results';
+import { loadImportedTowers, loadRunTokenizer, type TowerSources } from './sources';
 
 export interface VariantSpec {
   /** Display name (the preset, or preset plus a sweep suffix). */
@@ -34,18 +35,20 @@ export interface VariantSpec {
   tokenizerPath: string;
   /** Cache folders of the pretrained towers (checkpoints under `<dir>/model`). */
   pretrained: { lm?: string; vit?: string };
+  /** Imported towers (`--lm`, `--vision`); they take the place of the pretrained ones. */
+  sources?: TowerSources;
   /** Where checkpoints go (resumable); none: no checkpoints. */
   checkpointDir?: string;
   /** Save the test-note embeddings of n_m here (an EmbeddingCatalogue folder). */
   embeddingsDir?: string;
   progress?: 'auto' | 'bar' | 'lines' | 'silent';
-  /** Skip bad dataset rows (the runner's preparation has reported them). */
-  skipBad?: boolean;
   /** Recall protocol of the evaluation. Defaults to 'reference'. */
   protocol?: RecallProtocol;
   /** Sweep cell and coordinates, passed through to the result. */
   group?: string;
   axes?: Record<string, number>;
+  /** How the run reads the dataset (the runner's preparation has reported what it left out). */
+  data: RunDataOptions;
 }
 
 /** What a variant's model is built from: runVariant trains it, restoreVariant and loadTrainedVariant read it back. */
@@ -60,9 +63,12 @@ export interface VariantModelSpec {
    * Where the parameters come from. `pretrained`: the cache folders of the pretrained towers
    * (checkpoints under `<dir>/model`, loaded non-strict: the rest keeps its seeded init), then
    * the parts the training config freezes are made untrainable. `weights`: a trained
-   * checkpoint's, loaded strictly — every parameter and τ.
+   * checkpoint's, loaded strictly — every parameter and τ, except the frozen weights of
+   * imported towers, which checkpoints leave out and `sources` supplies.
    */
   from: { pretrained: { lm?: string; vit?: string } } | { weights: ParamRecord };
+  /** Imported towers, read into the store before the model is built on it. */
+  sources?: TowerSources;
   /**
    * Notes whose images are read now, in this order; with a frozen vision tower their features
    * are computed once, over these notes in chunks. Absent: the images are decoded on demand
@@ -97,24 +103,36 @@ export function runNoteIds(dataset: Dataset): string[] {
 
 /** Builds a variant's model, its prompt encoder and its vision source; the caller disposes `store`. */
 export async function buildVariantModel(spec: VariantModelSpec): Promise<VariantModel> {
-  const { model: modelCfg, train: trainCfg, dataset } = spec;
+  const { model: modelCfg, train: trainCfg, dataset, sources } = spec;
   const store = new ParamStore(spec.seed);
   try {
-    const model = new NoteLLM2Model(modelCfg, store);
+    // Imported towers first: the model built on the store then finds their weights.
+    const imported = sources ? await loadImportedTowers(store, modelCfg, sources, lmTrainOf(trainCfg)) : {};
+    if (!sources?.lm && lmTrainOf(trainCfg) !== 'full') {
+      throw new Error(`--lm-train ${lmTrainOf(trainCfg)} applies to an imported LLM (--lm <folder>); the built-in LM trains in full`);
+    }
+    const model = new NoteLLM2Model(modelCfg, store, imported);
+    if (trainCfg.freezeVision) store.setTrainable('vit', false);
+    for (const prefix of trainCfg.freeze) store.setTrainable(prefix, false);
     if ('pretrained' in spec.from) {
       // The existing towers (docs/method.md "Overview"): pretrained LM and vision encoder.
       const { lm, vit } = spec.from.pretrained;
       if (lm) store.load((await loadCheckpoint(join(lm, 'model'))).weights, { strict: false });
       if (vit && model.vit) store.load((await loadCheckpoint(join(vit, 'model'))).weights, { strict: false });
-      if (trainCfg.freezeVision) store.setTrainable('vit', false);
-      for (const prefix of trainCfg.freeze) store.setTrainable(prefix, false);
     } else {
       // τ lives in the store during training (RepresentationTask), so the checkpoint holds it.
       store.param(TAU_PATH, [], { kind: 'constant', value: trainCfg.tauInit });
-      store.load(spec.from.weights, { strict: true });
+      const report = store.load(spec.from.weights, { strict: !sources });
+      const absent = report.missing.filter((p) => !importedFrozen(store, sources, p));
+      if (absent.length || report.unexpected.length) {
+        throw new Error(
+          `checkpoint does not match the model: missing [${absent.slice(0, 6).join(', ')}${absent.length > 6 ? ', …' : ''}], ` +
+            `unexpected [${report.unexpected.slice(0, 6).join(', ')}${report.unexpected.length > 6 ? ', …' : ''}]`,
+        );
+      }
     }
     const encoder = new PromptEncoder(spec.tokenizer, modelCfg, model.imageTokens);
-    const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize }) : null;
+    const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize, preprocessing: sources?.vision?.preprocessing }) : null;
     let vision: VisionSource = images ? { kind: 'images', images } : { kind: 'none' };
     if (images && spec.visionNotes) {
       await images.load(spec.visionNotes);
@@ -127,10 +145,19 @@ export async function buildVariantModel(spec: VariantModelSpec): Promise<Variant
   }
 }
 
+/**
+ * Whether a parameter is a frozen weight of an imported tower: checkpoints leave those out
+ * (the run's source folders hold them) and restoring reads them from there.
+ */
+export function importedFrozen(store: ParamStore, sources: TowerSources | undefined, path: string): boolean {
+  if (!sources || store.isTrainable(path)) return false;
+  return (sources.lm !== undefined && pathHasPrefix(path, 'lm')) || (sources.vision !== undefined && pathHasPrefix(path, 'vit'));
+}
+
 export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
   const backend = await initBackend();
-  const { dataset } = await loadDataset(spec.datasetDir, { images: 'exists', skipBad: spec.skipBad });
-  const tokenizer = loadTokenizer(spec.tokenizerPath);
+  const { dataset } = await loadRunDataset(spec.datasetDir, spec.data);
+  const tokenizer = loadRunTokenizer(spec.tokenizerPath, spec.sources);
   const modelCfg = resolveModelConfig({ ...presetConfig(spec.preset), ...spec.model }, tokenizer.vocabSize);
   const trainCfg = resolveTrainConfig(spec.train);
   const { model, store, encoder, vision } = await buildVariantModel({
@@ -140,6 +167,7 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     dataset,
     tokenizer,
     from: { pretrained: spec.pretrained },
+    sources: spec.sources,
     visionNotes: runNoteIds(dataset),
     flips: trainCfg.flip,
   });
@@ -147,7 +175,21 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     const task = new RepresentationTask(model, encoder, vision, dataset.notes, dataset.pairs.train, dataset.pairs.val, trainCfg);
     const result = await train(task, store, trainCfg, {
       checkpointDir: spec.checkpointDir,
-      config: { model: modelCfg, train: trainCfg, preset: spec.preset, name: spec.name, datasetDir: spec.datasetDir, tokenizerPath: spec.tokenizerPath, pretrained: spec.pretrained },
+      // How the run read its dataset, only when it left bad rows out (strict runs keep the
+      // config.json they always had): eval, embed and saliency on the checkpoint read it alike.
+      config: {
+        model: modelCfg,
+        train: trainCfg,
+        preset: spec.preset,
+        name: spec.name,
+        datasetDir: spec.datasetDir,
+        tokenizerPath: spec.tokenizerPath,
+        pretrained: spec.pretrained,
+        sources: spec.sources,
+        ...(spec.data.skipBad && { data: spec.data }),
+      },
+      // Checkpoints hold what training changes; an imported tower's frozen weights stay in its folder.
+      omitFromCheckpoint: spec.sources ? (path) => importedFrozen(store, spec.sources, path) : undefined,
       tauPath: TAU_PATH,
       progress: { label: `${spec.name} s${spec.seed}`, mode: spec.progress ?? 'auto' },
     });

@@ -3,7 +3,12 @@
  * back and exits. Keeping each variant in its own process gives it its own tfjs engine and
  * native GEMM threads, so two variants train side by side on two cores.
  */
+import { exitWithParent } from '../backend/parent-watch';
 import { runVariant, type VariantSpec } from './variant';
+
+// A parent killed outright (SIGKILL, out of memory) sends no message: end with it, within a
+// second, even in the middle of a training step.
+exitWithParent();
 
 process.once('message', (spec: VariantSpec) => {
   runVariant(spec)

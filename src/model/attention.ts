@@ -2,7 +2,14 @@
  * Multi-head scaled dot-product attention: causal, bidirectional or cross.
  *
  * Dimension legend: b batch, tq query tokens, tk key tokens, d width, dc context width
- * (cross-attention keys/values), h heads, hd = d / h head width.
+ * (cross-attention keys/values), h query heads, kv key/value heads (h by default; fewer under
+ * grouped-query attention), g = h / kv query heads per key/value head, hd head width
+ * (d / h by default).
+ *
+ * Grouped-query attention (GQA; kv = 1 is multi-query attention, MQA): query head i reads
+ * key/value head ⌊i / g⌋, the layout of Llama and Qwen2 checkpoints (their q rows are grouped
+ * that way). The g query heads sharing a key/value head are stacked along the query axis, so
+ * one batched product per key/value head serves them all and k, v are never repeated.
  *
  * Saliency hook (docs/method.md "Modality saliency"): `attnMask` multiplies the softmax
  * probabilities, A = P ⊙ M, before they weight the values. The caller passes M as a tensor
@@ -11,7 +18,7 @@
  */
 import { tf } from '../backend';
 import type { ParamStore } from './params';
-import { Linear } from './layers';
+import { Linear, type LinearOptions } from './layers';
 import { RoPE } from './rope';
 
 /** Which tokens attend to which. */
@@ -24,26 +31,45 @@ const MASKED = -1e9;
 export interface AttentionConfig {
   /** Query / output width d. */
   dim: number;
-  /** Number of heads h; must divide dim. */
+  /** Number of query heads h; must divide dim unless headDim is given. */
   heads: number;
+  /** Key/value heads kv (grouped-query attention); must divide heads. Defaults to heads. */
+  kvHeads?: number;
+  /** Width hd of one head; q is h·hd wide, which may differ from dim. Defaults to dim / heads. */
+  headDim?: number;
   /** 'causal' (token i sees j ≤ i), 'bidirectional' (all tokens) or 'cross' (queries see a context). */
   kind: AttentionKind;
   /** Width of the context tokens for 'cross' (self-attention must leave it unset or = dim). Defaults to dim. */
   contextDim?: number;
   /** Whether q, k, v, o have biases. Defaults to true (LLaMA uses false). */
   bias?: boolean;
+  /** Whether q, k, v have biases (Qwen2: yes, without one on o). Defaults to bias. */
+  qkvBias?: boolean;
+  /** Whether o has a bias. Defaults to bias. */
+  outBias?: boolean;
   /** Rotary embedding applied to q and k (self-attention only). Defaults to none. */
   rope?: RoPE | null;
   /** Std of the weight init. Defaults to 0.02. */
   initStd?: number;
 }
 
+/** The four projections of an attention layer. */
+export type AttentionProjection = 'q' | 'k' | 'v' | 'o';
+export const ATTENTION_PROJECTIONS: readonly AttentionProjection[] = ['q', 'k', 'v', 'o'];
+
+/** Per projection: a frozen native weight and/or a LoRA adapter (LinearOptions). */
+export type ProjectionOptions<K extends string> = Partial<Record<K, Pick<LinearOptions, 'native' | 'lora'>>>;
+
 export interface ResolvedAttentionConfig {
   dim: number;
   heads: number;
+  kvHeads: number;
+  headDim: number;
   kind: AttentionKind;
   contextDim: number;
   bias: boolean;
+  qkvBias: boolean;
+  outBias: boolean;
   rope: RoPE | null;
   initStd: number | undefined;
 }
@@ -52,15 +78,29 @@ export function resolveAttentionConfig(cfg: AttentionConfig): ResolvedAttentionC
   if (!(ATTENTION_KINDS as readonly string[]).includes(cfg.kind)) {
     throw new Error(`attention.ts: kind "${cfg.kind}" is not one of ${ATTENTION_KINDS.join(', ')}`);
   }
-  if (!Number.isInteger(cfg.heads) || cfg.heads <= 0 || cfg.dim % cfg.heads !== 0) {
-    throw new Error(`attention.ts: heads (${cfg.heads}) must be a positive divisor of dim (${cfg.dim})`);
+  if (cfg.headDim === undefined) {
+    if (!Number.isInteger(cfg.heads) || cfg.heads <= 0 || cfg.dim % cfg.heads !== 0) {
+      throw new Error(`attention.ts: heads (${cfg.heads}) must be a positive divisor of dim (${cfg.dim})`);
+    }
+  } else {
+    if (!Number.isInteger(cfg.heads) || cfg.heads <= 0) throw new Error(`attention.ts: heads must be a positive integer, got ${cfg.heads}`);
+    if (!Number.isInteger(cfg.headDim) || cfg.headDim <= 0) throw new Error(`attention.ts: headDim must be a positive integer, got ${cfg.headDim}`);
   }
+  const kvHeads = cfg.kvHeads ?? cfg.heads;
+  if (!Number.isInteger(kvHeads) || kvHeads <= 0 || cfg.heads % kvHeads !== 0) {
+    throw new Error(`attention.ts: kvHeads (${kvHeads}) must be a positive divisor of heads (${cfg.heads})`);
+  }
+  const bias = cfg.bias ?? true;
   const r: ResolvedAttentionConfig = {
     dim: cfg.dim,
     heads: cfg.heads,
+    kvHeads,
+    headDim: cfg.headDim ?? cfg.dim / cfg.heads,
     kind: cfg.kind,
     contextDim: cfg.contextDim ?? cfg.dim,
-    bias: cfg.bias ?? true,
+    bias,
+    qkvBias: cfg.qkvBias ?? bias,
+    outBias: cfg.outBias ?? bias,
     rope: cfg.rope ?? null,
     initStd: cfg.initStd,
   };
@@ -68,8 +108,12 @@ export function resolveAttentionConfig(cfg: AttentionConfig): ResolvedAttentionC
     throw new Error(`attention.ts: contextDim (${r.contextDim}) is only for kind "cross"; self-attention reads width dim (${r.dim})`);
   }
   if (r.rope && r.kind === 'cross') throw new Error('attention.ts: RoPE is for self-attention; kind "cross" must not set rope');
-  if (r.rope && r.rope.headDim !== r.dim / r.heads) {
-    throw new Error(`attention.ts: RoPE head width ${r.rope.headDim} ≠ dim/heads = ${r.dim / r.heads}`);
+  if (r.rope && r.rope.headDim !== r.headDim) {
+    throw new Error(
+      cfg.headDim === undefined
+        ? `attention.ts: RoPE head width ${r.rope.headDim} ≠ dim/heads = ${r.headDim}`
+        : `attention.ts: RoPE head width ${r.rope.headDim} ≠ headDim = ${r.headDim}`,
+    );
   }
   return r;
 }
@@ -90,13 +134,14 @@ export interface AttentionOptions {
 export interface AttentionOutput {
   /** [b, tq, d] */
   out: tf.Tensor3D;
-  /** [b, h, tq, tk], present when returnProbs was set. */
+  /** [b, h, tq, tk], present when returnProbs was set (one row per query head). */
   probs?: tf.Tensor4D;
 }
 
 /**
- * Params: `<path>.q` [d, d], `<path>.k` [dc, d], `<path>.v` [dc, d], `<path>.o` [d, d]
- * (each `.weight`, plus `.bias` when bias is on).
+ * Params: `<path>.q` [d, h·hd], `<path>.k` [dc, kv·hd], `<path>.v` [dc, kv·hd],
+ * `<path>.o` [h·hd, d] (each `.weight`, plus `.bias` where its switch is on); with the
+ * defaults every one is [d, d] (or [dc, d]).
  */
 export class MultiHeadAttention {
   readonly cfg: ResolvedAttentionConfig;
@@ -105,19 +150,21 @@ export class MultiHeadAttention {
   readonly v: Linear;
   readonly o: Linear;
 
-  constructor(store: ParamStore, readonly path: string, cfg: AttentionConfig) {
+  /** `projections` places a projection's weight outside the backend or adds a LoRA adapter to it. */
+  constructor(store: ParamStore, readonly path: string, cfg: AttentionConfig, projections: ProjectionOptions<AttentionProjection> = {}) {
     this.cfg = resolveAttentionConfig(cfg);
-    const { dim, contextDim, bias, initStd } = this.cfg;
-    this.q = new Linear(store, `${path}.q`, dim, dim, { bias, initStd });
-    this.k = new Linear(store, `${path}.k`, contextDim, dim, { bias, initStd });
-    this.v = new Linear(store, `${path}.v`, contextDim, dim, { bias, initStd });
-    this.o = new Linear(store, `${path}.o`, dim, dim, { bias, initStd });
+    const { dim, contextDim, heads, kvHeads, headDim, qkvBias, outBias, initStd } = this.cfg;
+    const qWidth = heads * headDim, kvWidth = kvHeads * headDim;
+    this.q = new Linear(store, `${path}.q`, dim, qWidth, { bias: qkvBias, initStd, ...projections.q });
+    this.k = new Linear(store, `${path}.k`, contextDim, kvWidth, { bias: qkvBias, initStd, ...projections.k });
+    this.v = new Linear(store, `${path}.v`, contextDim, kvWidth, { bias: qkvBias, initStd, ...projections.v });
+    this.o = new Linear(store, `${path}.o`, qWidth, dim, { bias: outBias, initStd, ...projections.o });
   }
 
   forward(x: tf.Tensor3D, opts: AttentionOptions = {}): AttentionOutput {
     return tf.tidy(() => {
-      const { dim, heads, kind, rope } = this.cfg;
-      const hd = dim / heads;
+      const { heads, kvHeads, headDim: hd, kind, rope } = this.cfg;
+      const g = heads / kvHeads; // query heads per key/value head
       const [b, tq] = x.shape;
       let src: tf.Tensor3D;
       switch (kind) {
@@ -139,8 +186,8 @@ export class MultiHeadAttention {
       const tk = src.shape[1];
 
       let q = tf.reshape(this.q.apply(x), [b, tq, heads, hd]); // [b, tq, h, hd]
-      let k = tf.reshape(this.k.apply(src), [b, tk, heads, hd]); // [b, tk, h, hd]
-      const v = tf.transpose(tf.reshape(this.v.apply(src), [b, tk, heads, hd]), [0, 2, 1, 3]); // [b, h, tk, hd]
+      let k = tf.reshape(this.k.apply(src), [b, tk, kvHeads, hd]); // [b, tk, kv, hd]
+      const v = tf.transpose(tf.reshape(this.v.apply(src), [b, tk, kvHeads, hd]), [0, 2, 1, 3]); // [b, kv, tk, hd]
       // Scale q once (cheaper than scaling the [tq, tk] scores) — inside its rotation when
       // there is RoPE; k goes straight to [b, h, hd, tk] with one transpose so the product
       // needs no transposed matMul.
@@ -153,8 +200,11 @@ export class MultiHeadAttention {
         q = tf.mul(q, scale);
       }
       const qh = tf.transpose(q, [0, 2, 1, 3]); // [b, h, tq, hd]
-      const kt = tf.transpose(k, [0, 2, 3, 1]); // [b, h, hd, tk]
-      let scores: tf.Tensor = tf.matMul(qh, kt); // [b, h, tq, tk]
+      const kt = tf.transpose(k, [0, 2, 3, 1]); // [b, kv, hd, tk]
+      // GQA: heads kv·g … kv·g + g − 1 share key/value head kv; row-major [b, h, tq, hd] is
+      // already [b, kv, g·tq, hd], so the grouping is a reshape (no copy) on each side.
+      let scores: tf.Tensor =
+        g === 1 ? tf.matMul(qh, kt) : tf.reshape(tf.matMul(tf.reshape(qh, [b, kvHeads, g * tq, hd]), kt), [b, heads, tq, tk]); // [b, h, tq, tk]
 
       if (kind === 'causal') {
         if (tq !== tk) throw new Error(`attention ${this.path}: causal self-attention needs tq = tk, got ${tq}, ${tk}`);
@@ -171,8 +221,8 @@ export class MultiHeadAttention {
 
       let probs = tf.softmax(scores) as tf.Tensor4D; // [b, h, tq, tk]
       if (opts.attnMask) probs = tf.mul(probs, opts.attnMask) as tf.Tensor4D;
-      const ctx = tf.matMul(probs, v); // [b, h, tq, hd]
-      const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [b, tq, dim]) as tf.Tensor3D;
+      const ctx = g === 1 ? tf.matMul(probs, v) : tf.reshape(tf.matMul(tf.reshape(probs, [b, kvHeads, g * tq, tk]), v), [b, heads, tq, hd]); // [b, h, tq, hd]
+      const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [b, tq, heads * hd]) as tf.Tensor3D;
       const out = this.o.apply(merged);
       return opts.returnProbs ? { out, probs } : { out };
     });

@@ -10,6 +10,7 @@
 import { tf } from '../backend';
 import { rmsNormBackward, rmsNormForward, rmsNormKernelAvailable } from '../backend/rmsnorm-kernel';
 import { gateBackward, gateForward, gateKernelAvailable } from '../backend/gate-kernel';
+import { NativeMatrix, nativeMatMul } from '../backend/native-matmul';
 import type { ParamStore } from './params';
 
 /** Standard deviation used for weight init when a config does not say. */
@@ -20,17 +21,46 @@ export interface LinearOptions {
   bias?: boolean;
   /** Std of the truncated-normal weight init. Defaults to 0.02. */
   initStd?: number;
+  /**
+   * A frozen weight [in, out] held outside the backend (NativeMatrix): the product runs on
+   * ONNX Runtime reading it where it lies, and `<path>.weight` is not created in the store.
+   */
+  native?: NativeMatrix;
+  /** A low-rank adapter added to the (usually frozen) weight; see LoraOptions. */
+  lora?: LoraOptions;
+}
+
+/**
+ * LoRA (Hu et al. 2021): y = x·W + (alpha/rank)·(x·A)·B with A [in, rank] and B [rank, out] in
+ * the store at `<path>.lora_a` / `<path>.lora_b`. B starts at zero, so an adapted layer starts
+ * as exactly the base layer; A starts random (truncated normal, std 1/√(3·in): the variance of
+ * PEFT's Kaiming-uniform init with bound 1/√in) so that B's first gradient is not zero.
+ */
+export interface LoraOptions {
+  rank: number;
+  /** The scale is alpha / rank. */
+  alpha: number;
+}
+
+/** Parameter paths of a Linear's LoRA factors. */
+export function loraPaths(path: string): { a: string; b: string } {
+  return { a: `${path}.lora_a`, b: `${path}.lora_b` };
 }
 
 /**
  * y = x·W + b with W stored [in, out] so the product needs no transpose (the wasm backend's
  * transposed matMul is far slower). Inputs of rank > 2 are folded to one 2-D product
  * [b·t, d]·[d, e], the shape dense kernels are fastest at.
- * Params: `<path>.weight` [in, out], `<path>.bias` [out].
+ * Params: `<path>.weight` [in, out] (unless the weight is native), `<path>.bias` [out], and
+ * with LoRA `<path>.lora_a` [in, r], `<path>.lora_b` [r, out].
  */
 export class Linear {
-  readonly weight: tf.Variable;
+  private readonly storeWeight: tf.Variable | null;
+  /** The frozen weight [in, out] when it lives outside the backend; null otherwise. */
+  readonly native: NativeMatrix | null;
   readonly bias: tf.Variable | null;
+  /** LoRA factors A [in, r], B [r, out] and their scale alpha/r; null without an adapter. */
+  readonly lora: { a: tf.Variable; b: tf.Variable; rank: number; alpha: number; scale: number } | null;
 
   constructor(
     store: ParamStore,
@@ -40,8 +70,34 @@ export class Linear {
     opts: LinearOptions = {},
   ) {
     const std = opts.initStd ?? DEFAULT_INIT_STD;
-    this.weight = store.param(`${path}.weight`, [inDim, outDim], { kind: 'normal', std });
+    if (opts.native) {
+      if (opts.native.rows !== inDim || opts.native.cols !== outDim) {
+        throw new Error(`Linear ${path}: native weight is [${opts.native.shape}], expected [${inDim}, ${outDim}]`);
+      }
+      this.native = opts.native;
+      this.storeWeight = null;
+    } else {
+      this.native = null;
+      this.storeWeight = store.param(`${path}.weight`, [inDim, outDim], { kind: 'normal', std });
+    }
     this.bias = (opts.bias ?? true) ? store.param(`${path}.bias`, [outDim], { kind: 'zeros' }) : null;
+    if (opts.lora) {
+      const { rank, alpha } = opts.lora;
+      if (!Number.isInteger(rank) || rank <= 0) throw new Error(`Linear ${path}: LoRA rank must be a positive integer, got ${rank}`);
+      if (!(Number.isFinite(alpha) && alpha > 0)) throw new Error(`Linear ${path}: LoRA alpha must be a positive number, got ${alpha}`);
+      const p = loraPaths(path);
+      const a = store.param(p.a, [inDim, rank], { kind: 'normal', std: 1 / Math.sqrt(3 * inDim) });
+      const b = store.param(p.b, [rank, outDim], { kind: 'zeros' });
+      this.lora = { a, b, rank, alpha, scale: alpha / rank };
+    } else {
+      this.lora = null;
+    }
+  }
+
+  /** The weight variable [in, out]; an error when the weight is native (read `native` instead). */
+  get weight(): tf.Variable {
+    if (!this.storeWeight) throw new Error(`Linear ${this.path}: the weight is frozen outside the backend (read .native)`);
+    return this.storeWeight;
   }
 
   /** [..., in] → [..., out] */
@@ -53,7 +109,12 @@ export class Linear {
         throw new Error(`Linear ${this.path}: input feature size ${last} (shape [${shape}]), expected ${this.inDim}`);
       }
       const x2 = shape.length === 2 ? (x as unknown as tf.Tensor2D) : tf.reshape(x, [-1, this.inDim]) as tf.Tensor2D;
-      let y: tf.Tensor = tf.matMul(x2, this.weight as tf.Tensor2D); // [b·t, e]
+      let y: tf.Tensor = this.native ? nativeMatMul(x2, this.native) : tf.matMul(x2, this.storeWeight as tf.Tensor2D); // [b·t, e]
+      if (this.lora) {
+        // (alpha/r)·(x·A)·B, the scale applied to the narrow [b·t, r] product.
+        const xa = tf.mul(tf.matMul(x2, this.lora.a as tf.Tensor2D), this.lora.scale) as tf.Tensor2D;
+        y = tf.add(y, tf.matMul(xa, this.lora.b as tf.Tensor2D));
+      }
       if (this.bias) y = tf.add(y, this.bias);
       return (shape.length === 2 ? y : tf.reshape(y, [...shape.slice(0, -1), this.outDim])) as T;
     });
@@ -252,11 +313,19 @@ export class SwiGLUMLP {
   readonly up: Linear;
   readonly down: Linear;
 
-  constructor(store: ParamStore, readonly path: string, dim: number, hidden: number, opts: MlpOptions = {}) {
+  /** `projections` places a projection's weight outside the backend or adds a LoRA adapter to it. */
+  constructor(
+    store: ParamStore,
+    readonly path: string,
+    dim: number,
+    hidden: number,
+    opts: MlpOptions = {},
+    projections: Partial<Record<'gate' | 'up' | 'down', Pick<LinearOptions, 'native' | 'lora'>>> = {},
+  ) {
     const lin = { bias: opts.bias ?? false, initStd: opts.initStd };
-    this.gate = new Linear(store, `${path}.gate`, dim, hidden, lin);
-    this.up = new Linear(store, `${path}.up`, dim, hidden, lin);
-    this.down = new Linear(store, `${path}.down`, hidden, dim, lin);
+    this.gate = new Linear(store, `${path}.gate`, dim, hidden, { ...lin, ...projections.gate });
+    this.up = new Linear(store, `${path}.up`, dim, hidden, { ...lin, ...projections.up });
+    this.down = new Linear(store, `${path}.down`, hidden, dim, { ...lin, ...projections.down });
   }
 
   /** [..., d] → [..., d] */

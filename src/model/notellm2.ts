@@ -76,10 +76,17 @@ export class NoteLLM2Model {
   /** Image tokens the prompt must hold (the connector's output count); 0 without early fusion. */
   readonly imageTokens: number;
 
-  constructor(readonly cfg: ResolvedModelConfig, readonly store: ParamStore) {
+  /**
+   * `parts.lm`: an LLM built beforehand on the same store under prefix 'lm' (an imported one, or
+   * one laid out for --lm-train by lm-train.ts); its width must be cfg.lm's.
+   */
+  constructor(readonly cfg: ResolvedModelConfig, readonly store: ParamStore, parts: { lm?: DecoderLM } = {}) {
     const usesVision = cfg.earlyFusion || cfg.lateFusion;
     this.vit = usesVision ? new ViT(cfg.vision, store, 'vit') : null;
-    this.lm = new DecoderLM(cfg.lm, store, 'lm');
+    if (parts.lm && (parts.lm.prefix !== 'lm' || parts.lm.cfg.dim !== cfg.lm.dim || parts.lm.cfg.vocabSize !== cfg.lm.vocabSize)) {
+      throw new Error(`NoteLLM2Model: the given LLM (prefix ${parts.lm.prefix}, width ${parts.lm.cfg.dim}, vocabulary ${parts.lm.cfg.vocabSize}) does not match the config (prefix lm, width ${cfg.lm.dim}, vocabulary ${cfg.lm.vocabSize})`);
+    }
+    this.lm = parts.lm ?? new DecoderLM(cfg.lm, store, 'lm');
     const dv = cfg.vision.dim;
     const d = cfg.lm.dim;
     this.connector = cfg.earlyFusion ? createConnector(cfg.connector, store, dv, d, 'connector') : null;

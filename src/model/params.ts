@@ -110,6 +110,34 @@ export class ParamStore {
     return v;
   }
 
+  /**
+   * Creates the parameter at `path` from given values, replacing any existing one whatever its
+   * shape (a grown vocabulary; weights moved back from native memory). Modules built before
+   * hold the old variable: rebuild them.
+   */
+  set(path: string, t: ParamTensor): tf.Variable {
+    if (t.data.length !== shapeSize(t.shape) || t.shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+      throw new Error(`ParamStore.set: "${path}" gets ${t.data.length} values for shape [${t.shape}]`);
+    }
+    this.remove(path);
+    const v = this.param(path, t.shape, { kind: 'zeros' });
+    tf.tidy(() => v.assign(tf.tensor(t.data, t.shape, 'float32')));
+    return v;
+  }
+
+  /**
+   * Removes the parameter at `path` and returns its values (null when absent): a frozen weight
+   * moved out of the backend (NativeMatrix), or one about to be replaced.
+   */
+  remove(path: string): ParamTensor | null {
+    const v = this.vars.get(path);
+    if (!v) return null;
+    const out = { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
+    v.dispose();
+    this.vars.delete(path);
+    return out;
+  }
+
   has(path: string): boolean {
     return this.vars.has(path);
   }

@@ -131,6 +131,33 @@ export class RoPE {
   }
 
   /**
+   * The gradient of apply: dy [b, t, h, hd] → ∂L/∂x = scale · R(−θ)·dy (a rotation's transpose
+   * is its inverse). For hand-written backward passes (model/block-grad.ts).
+   */
+  applyGrad<T extends tf.Tensor>(dy: T, offset = 0, scale = 1): T {
+    if (dy.rank !== 4 || dy.shape[3] !== this.headDim) {
+      throw new Error(`RoPE.applyGrad: expected [b, t, h, ${this.headDim}], got [${dy.shape}]`);
+    }
+    const t = dy.shape[1] as number;
+    if (dy.dtype === 'float32' && ropeKernelAvailable(this.headDim)) {
+      const half = this.headDim / 2;
+      const { cos, negSin } = this.pairTables(t, offset, scale);
+      return tf.tidy(() => ropeRotate(dy, tf.tensor2d(cos.slice(), [t, half]), tf.tensor2d(negSin.slice(), [t, half]))) as T;
+    }
+    return tf.tidy(() => {
+      // y = x⊙C + (x·R)⊙S  ⇒  ∂L/∂x = dy⊙C + (dy⊙S)·Rᵀ
+      const heads = dy.shape[2] as number;
+      const hd = this.headDim;
+      const { cos, sin } = this.headTables(t, offset, heads, scale);
+      const cosT = tf.tensor(cos.slice(), [t, heads, hd]);
+      const sinT = tf.tensor(sin.slice(), [t, heads, hd]);
+      const r = tf.tensor2d(this.rotationMatrix(), [hd, hd]);
+      const back = tf.reshape(tf.matMul(tf.reshape(tf.mul(dy, sinT), [-1, hd]), r, false, true), dy.shape);
+      return tf.add(tf.mul(dy, cosT), back) as T;
+    });
+  }
+
+  /**
    * The same rotation as one kernel each way (backend/rope-kernel.ts, wasm SIMD): per pair
    * (x_i, x_{i+hd/2}) at angle θ, forward rotates by θ and the gradient by −θ (a rotation's
    * transpose is its inverse), both times `scale`.

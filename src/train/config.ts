@@ -5,6 +5,7 @@
  * decay, warm-up and temperature and scale batch, lr and epochs to laptop-size models.
  */
 import { DECAY_KINDS, type DecayKind } from './optim';
+import { formatLMTrain, parseLMTrain } from '../model/lm-train';
 
 export interface TrainConfig {
   /** Seed of parameter init, shuffling and augmentation. Defaults to 0. */
@@ -33,13 +34,28 @@ export interface TrainConfig {
   freezeVision?: boolean;
   /** Further parameter-path prefixes to freeze. Defaults to []. */
   freeze?: string[];
+  /**
+   * How an imported LLM trains: 'full', 'last:N' (the last N layers and the final norm) or
+   * 'lora:R' / 'lora:R:ALPHA' (rank-R adapters on the attention projections), the frozen weights
+   * held outside the wasm heap (src/model/lm-train.ts). Defaults to 'full'.
+   */
+  lmTrain?: string;
   /** Random horizontal flip of training images (paper). Defaults to true. */
   flip?: boolean;
   /** Save the resumable `last` checkpoint every this many steps (0: at epoch ends only). Defaults to 0. */
   checkpointEvery?: number;
 }
 
-export type ResolvedTrainConfig = Required<TrainConfig>;
+/**
+ * Every field set; `lmTrain` only where it is not 'full', so configs saved before it existed
+ * (pretraining cache keys, resume checks) read the same. Read it through `lmTrainOf`.
+ */
+/** The LLM training mode of a resolved config ('full' when the field is absent). */
+export function lmTrainOf(cfg: Pick<ResolvedTrainConfig, 'lmTrain'>): string {
+  return cfg.lmTrain ?? 'full';
+}
+
+export type ResolvedTrainConfig = Required<Omit<TrainConfig, 'lmTrain'>> & { lmTrain?: string };
 
 export function resolveTrainConfig(cfg: TrainConfig = {}): ResolvedTrainConfig {
   const r: ResolvedTrainConfig = {
@@ -59,6 +75,7 @@ export function resolveTrainConfig(cfg: TrainConfig = {}): ResolvedTrainConfig {
     flip: cfg.flip ?? true,
     checkpointEvery: cfg.checkpointEvery ?? 0,
   };
+  if (cfg.lmTrain !== undefined && cfg.lmTrain !== 'full') r.lmTrain = formatLMTrain(parseLMTrain(cfg.lmTrain));
   for (const k of ['epochs', 'batchPairs'] as const) {
     if (!Number.isInteger(r[k]) || r[k] <= 0) throw new Error(`train config: ${k} must be a positive integer, got ${JSON.stringify(r[k])}`);
   }

@@ -284,10 +284,17 @@ function stepsPlanned(cfg: ResolvedTrainConfig, trainSize: number): number {
   return cfg.maxSteps > 0 ? Math.min(cfg.maxSteps, planned) : planned;
 }
 
-/** Saves the resumable checkpoint ~10 times a run unless the config says otherwise. */
+/**
+ * The configuration a pretraining run trains with: the resumable checkpoint saved ~10 times a
+ * run unless the config says otherwise, and — for a dataset smaller than one batch (a small
+ * collection of one's own; the built-in datasets are far larger) — batches of all its examples
+ * rather than a run that cannot take a single step. The cache key keeps the configured batch:
+ * with the data in the key too, the same inputs still give the same towers.
+ */
 function withCheckpointing(cfg: ResolvedTrainConfig, trainSize: number): ResolvedTrainConfig {
-  if (cfg.checkpointEvery > 0) return cfg;
-  return { ...cfg, checkpointEvery: Math.max(1, Math.ceil(stepsPlanned(cfg, trainSize) / 10)) };
+  const fitted = trainSize >= 2 && trainSize < cfg.batchPairs ? { ...cfg, batchPairs: trainSize } : cfg;
+  if (fitted.checkpointEvery > 0) return fitted;
+  return { ...fitted, checkpointEvery: Math.max(1, Math.ceil(stepsPlanned(fitted, trainSize) / 10)) };
 }
 
 interface CommonOptions {

@@ -12,9 +12,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { Rng, tf } from '../backend';
-import type { ParamStore } from '../model/params';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint';
+import { crashPoint } from '../backend/crash-points';
+import { firstDifference } from '../backend/json-diff';
+import type { ParamRecord, ParamStore } from '../model/params';
+import { CHECKPOINT_FILES, loadCheckpoint, recoverCheckpoint, saveCheckpoint } from '../model/checkpoint';
 import { AdamW, learningRateAt } from './optim';
 import { createProgress, type ProgressOptions } from './progress';
 import type { ResolvedTrainConfig } from './config';
@@ -65,6 +68,11 @@ export interface TrainOptions {
   resume?: boolean;
   /** Saved as config.json beside every checkpoint (so a result can be re-run). */
   config?: unknown;
+  /**
+   * Parameters left out of the checkpoints: frozen weights that are read from elsewhere on
+   * restore (an imported model's folder). Defaults to none: every parameter is saved.
+   */
+  omitFromCheckpoint?: (path: string) => boolean;
   /** Parameter path of the temperature, reported in progress and history. */
   tauPath?: string;
   /** At the end, load the best-validation weights back into the store. Defaults to true. */
@@ -87,6 +95,16 @@ export function checkpointSlot(checkpointDir: string, which: CheckpointChoice): 
   return join(checkpointDir, which);
 }
 
+/** The store's parameters a checkpoint holds: all of them, less those `omit` names. */
+function checkpointWeights(store: ParamStore, omit?: (path: string) => boolean): ParamRecord {
+  if (!omit) return store.export();
+  const out: ParamRecord = {};
+  for (const [path, v] of store.entries()) {
+    if (!omit(path)) out[path] = { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
+  }
+  return out;
+}
+
 export class NonFiniteLossError extends Error {}
 
 interface TrainerState {
@@ -96,6 +114,49 @@ interface TrainerState {
   bestEpoch: number;
   bestValLoss: number;
   seconds: number;
+}
+
+/**
+ * trainer.json as written: JSON has no Infinity or NaN, so `bestValLoss` before any validation
+ * (Infinity) and a validation loss without validation pairs (NaN) are stored as null. Reading
+ * maps them back, so a resumed run compares against the same best loss as an uninterrupted one.
+ */
+const finiteOrNull = z.number().nullable();
+const TrainerStateFile = z.object({
+  step: z.number().int().nonnegative(),
+  history: z.array(
+    z.object({ step: z.number().int(), epoch: z.number().int(), loss: z.number(), lr: z.number(), gradNorm: finiteOrNull, tau: z.number().optional() }),
+  ),
+  valLoss: z.array(finiteOrNull),
+  bestEpoch: z.number().int().min(-1),
+  bestValLoss: finiteOrNull,
+  seconds: z.number().nonnegative(),
+});
+
+function writeTrainerState(s: TrainerState): unknown {
+  return { ...s, bestValLoss: Number.isFinite(s.bestValLoss) ? s.bestValLoss : null, valLoss: s.valLoss.map((v) => (Number.isFinite(v) ? v : null)) };
+}
+
+function readTrainerState(raw: unknown, file: string): TrainerState {
+  const r = TrainerStateFile.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new Error(`${file}: field "${issue.path.join('.')}": ${issue.message} (not a trainer state written by this version of notellm2?)`);
+  }
+  const s = r.data;
+  return {
+    step: s.step,
+    history: s.history.map((h) => ({ ...h, gradNorm: h.gradNorm ?? NaN })),
+    valLoss: s.valLoss.map((v) => v ?? NaN),
+    bestEpoch: s.bestEpoch,
+    bestValLoss: s.bestValLoss ?? Infinity,
+    seconds: s.seconds,
+  };
+}
+
+/** Live tensors and resident memory, logged at each epoch end so a long run's growth can be read from its log. */
+function memoryNote(): string {
+  return `${tf.memory().numTensors} tensors, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`;
 }
 
 function permutation(n: number, rng: Rng): number[] {
@@ -121,27 +182,37 @@ export async function train<B>(task: TrainTask<B>, store: ParamStore, cfg: Resol
   const bestDir = opts.checkpointDir ? checkpointSlot(opts.checkpointDir, 'best') : undefined;
   let state: TrainerState = { step: 0, history: [], valLoss: [], bestEpoch: -1, bestValLoss: Infinity, seconds: 0 };
   let resumed = false;
-  if (lastDir && (opts.resume ?? true) && existsSync(join(lastDir, 'model.safetensors'))) {
+  const progress = createProgress({ label: 'train', ...opts.progress });
+  // A run killed inside a checkpoint write leaves the previous checkpoint moved aside and
+  // staging folders behind: put the previous one back and clear the rest before reading.
+  for (const dir of [lastDir, bestDir]) {
+    if (!dir) continue;
+    const r = await recoverCheckpoint(dir);
+    if (r.restored) progress.log(`recovered ${dir} from ${r.restored} (a checkpoint write was interrupted)`);
+    if (r.removed.length) progress.log(`removed ${r.removed.length} unfinished checkpoint folder(s) beside ${dir}`);
+  }
+  if (lastDir && (opts.resume ?? true) && existsSync(join(lastDir, CHECKPOINT_FILES.weights))) {
     const ck = await loadCheckpoint(lastDir);
     // Resuming under another configuration would silently continue (or skip) the wrong run.
-    if (opts.config !== undefined && JSON.stringify(ck.config) !== JSON.stringify(opts.config)) {
+    const diff = opts.config === undefined ? null : firstDifference(ck.config, opts.config);
+    if (diff) {
       throw new Error(
-        `${lastDir} holds a checkpoint of a different configuration; ` +
+        `${lastDir} holds a checkpoint of a different configuration (${diff.path} is ${diff.a} there, ${diff.b} now); ` +
           'resume only with the configuration that wrote it, or remove that folder (or choose another output folder) to start afresh',
       );
     }
     store.load(ck.weights);
     if (ck.optimizer) optimizer.importState(ck.optimizer);
-    state = ck.trainer as TrainerState;
+    state = readTrainerState(ck.trainer, join(lastDir, CHECKPOINT_FILES.trainer));
     resumed = true;
   }
 
   const save = async (dir: string) =>
     saveCheckpoint(dir, {
-      weights: store.export(),
+      weights: checkpointWeights(store, opts.omitFromCheckpoint),
       config: opts.config ?? null,
       optimizer: optimizer.exportState(),
-      trainer: state,
+      trainer: writeTrainerState(state),
     });
   const readTau = () => (opts.tauPath && store.has(opts.tauPath) ? store.get(opts.tauPath).dataSync()[0] : undefined);
 
@@ -166,7 +237,6 @@ export async function train<B>(task: TrainTask<B>, store: ParamStore, cfg: Resol
     return sum / count;
   };
 
-  const progress = createProgress({ label: 'train', ...opts.progress });
   progress.start(totalSteps, state.step);
   const t0 = Date.now() - state.seconds * 1000;
   let bestWeights: ReturnType<ParamStore['export']> | undefined;
@@ -206,12 +276,13 @@ export async function train<B>(task: TrainTask<B>, store: ParamStore, cfg: Resol
       const notesPerSec = (bsz * (task.notesPerExample ?? 1) * 1000) / Math.max(1, Date.now() - tStep);
       progress.update(state.step, { loss, tau: rec.tau, lr: info.lr, notesPerSec });
       opts.onStep?.(rec);
+      crashPoint('train:step');
 
       const epochEnd = state.step % stepsPerEpoch === 0 || state.step === totalSteps;
       if (epochEnd) {
         const v = await validate();
         state.valLoss.push(v);
-        progress.log(`epoch ${epoch + 1}: validation loss ${Number.isNaN(v) ? 'n/a' : v.toFixed(4)}`);
+        progress.log(`epoch ${epoch + 1}: validation loss ${Number.isNaN(v) ? 'n/a' : v.toFixed(4)}; ${memoryNote()}`);
         if (Number.isNaN(v) || v < state.bestValLoss) {
           state.bestValLoss = Number.isNaN(v) ? state.bestValLoss : v;
           state.bestEpoch = epoch;
@@ -229,7 +300,7 @@ export async function train<B>(task: TrainTask<B>, store: ParamStore, cfg: Resol
   }
   if ((opts.restoreBest ?? true) && state.bestEpoch >= 0) {
     if (bestWeights) store.load(bestWeights);
-    else if (bestDir && existsSync(join(bestDir, 'model.safetensors'))) store.load((await loadCheckpoint(bestDir)).weights);
+    else if (bestDir && existsSync(join(bestDir, CHECKPOINT_FILES.weights))) store.load((await loadCheckpoint(bestDir)).weights);
   }
   return {
     steps: state.step,

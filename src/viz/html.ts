@@ -53,10 +53,44 @@ export function newFigureId(prefix = 'fig'): string {
   return `notellm2-${prefix}-${Date.now().toString(36)}-${figureCounter}`;
 }
 
+/** A static picture shown in a figure's place until (and unless) its script draws it. */
+export interface FigureStatic {
+  /** PNG bytes of the figure; absent when none could be made. */
+  png?: Uint8Array;
+  width?: number;
+  height?: number;
+  /** Short text under the picture (or alone) saying what to do for the interactive figure. */
+  note: string;
+}
+
 export interface FigureHtmlOptions {
   id?: string;
-  /** Seconds to wait for `window.Plotly` before writing a notice in the div. Defaults to 20. */
+  /** Seconds to wait for `window.Plotly` before saying in the figure that it is missing. Defaults to 20. */
   waitSeconds?: number;
+  /**
+   * Markup shown before the script runs: the only content a sanitising viewer (an untrusted
+   * notebook) keeps, so it is plain HTML with attributes, no style block. Removed when the
+   * interactive figure draws.
+   */
+  static?: FigureStatic;
+  /** Said in the figure when plotly.js never arrived (the script ran, the page lacks it). */
+  missingPlotly?: string;
+}
+
+/** A figure's title as plain text (plotly titles may hold `<br>` and other tags). */
+export function figureTitleText(figure: Figure): string {
+  const t = figure.layout.title?.text ?? '';
+  return t.replace(/<br\s*\/?>/gi, ' ').replace(/<[^>]*>/g, '').replace(/\s+/g, ' ').trim() || 'figure';
+}
+
+function staticHtml(figure: Figure, s: FigureStatic): string {
+  const img = s.png
+    ? `<img src="data:image/png;base64,${Buffer.from(s.png).toString('base64')}"` +
+      (s.width ? ` width="${s.width}"` : '') +
+      (s.height ? ` height="${s.height}"` : '') +
+      ` alt="${escapeHtml(figureTitleText(figure))}" style="max-width:100%;height:auto">`
+    : '';
+  return `<div class="notellm2-figure-static">${img}<p class="notellm2-figure-note"><small><i>${escapeHtml(s.note)}</i></small></p></div>`;
 }
 
 /**
@@ -68,20 +102,23 @@ export function figureHtml(figure: Figure, opts: FigureHtmlOptions = {}): string
   const id = opts.id ?? newFigureId();
   const wait = Math.round((opts.waitSeconds ?? 20) * 10);
   const spec = scriptSafeJson({ data: figure.data, layout: figure.layout });
+  const missing = scriptSafeJson(opts.missingPlotly ?? 'plotly.js is not loaded in this page; run loadPlotly({ force: true }) in a cell, then show the figure again.');
   return (
-    `<div class="notellm2-figure" id="${escapeHtml(id)}" data-figure-id="${escapeHtml(id)}"></div>\n` +
+    `<div class="notellm2-figure" id="${escapeHtml(id)}" data-figure-id="${escapeHtml(id)}">${opts.static ? staticHtml(figure, opts.static) : ''}</div>\n` +
     `<script>(function(){var id=${scriptSafeJson(id)};var spec=${spec};` +
     `var s=document.currentScript;` +
     `function el(){var p=s&&s.parentNode;var d=p&&p.querySelector?p.querySelector('[data-figure-id="'+id+'"]'):null;return d||document.getElementById(id);}` +
-    // Draw once both plotly.js and the div are in the page (either may come later).
-    `function tryDraw(){var d=el();if(!window.Plotly||!d||!d.isConnected)return false;window.Plotly.newPlot(d,spec.data,spec.layout,{responsive:true,displaylogo:false});return true;}` +
+    // Draw once both plotly.js and the div are in the page (either may come later); the
+    // static picture gives way to the interactive figure.
+    `function tryDraw(){var d=el();if(!window.Plotly||!d||!d.isConnected)return false;var st=d.querySelector('.notellm2-figure-static');if(st)st.parentNode.removeChild(st);` +
+    `window.Plotly.newPlot(d,spec.data,spec.layout,{responsive:true,displaylogo:false});d.setAttribute('data-drawn','1');return true;}` +
     `if(tryDraw())return;var n=0;var t=setInterval(function(){if(tryDraw()){clearInterval(t);}` +
-    `else if(++n>${wait}){clearInterval(t);var d=el();if(d&&!window.Plotly)d.textContent='plotly.js is not loaded in this page; run loadPlotly({ force: true }) in a cell, then show the figure again.';}},100);` +
+    `else if(++n>${wait}){clearInterval(t);var d=el();if(d&&!window.Plotly){var note=d.querySelector('.notellm2-figure-note');if(note)note.textContent=${missing};else d.textContent=${missing};}}},100);` +
     `})();</script>`
   );
 }
 
-/** Rows of a table: objects keyed by column, or danfojs-like `{ columns, values }`. */
+/** Rows of a table: objects keyed by column, or a DataFrame-like `{ columns, values }` (ResultsTable, danfojs). */
 export type TableInput =
   | Record<string, unknown>[]
   | { columns: string[]; values: unknown[][] | unknown[]; index?: (string | number)[] };
@@ -92,8 +129,8 @@ export interface Table {
 }
 
 /**
- * Normalises a table input. danfojs DataFrames are read through their `columns`, `values` and
- * `index` properties (no danfojs import needed here); a non-default index becomes a first
+ * Normalises a table input. DataFrame-like tables (ResultsTable, a danfojs DataFrame) are read
+ * through their `columns`, `values` and `index` properties; a non-default index becomes a first
  * column.
  */
 export function toTable(input: TableInput): Table {
@@ -103,7 +140,7 @@ export function toTable(input: TableInput): Table {
     return { columns, rows: input.map((row) => columns.map((c) => row[c])) };
   }
   if (input && Array.isArray(input.columns) && Array.isArray(input.values)) {
-    // A danfojs Series has 1-D values; a DataFrame 2-D.
+    // A Series has 1-D values; a DataFrame 2-D.
     const rows = (input.values as unknown[]).map((r) => (Array.isArray(r) ? r : [r]));
     const columns = input.columns.map(String);
     const index = input.index;
@@ -126,15 +163,33 @@ export function formatCell(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/**
+ * Inline styles and presentational attributes only, no class-based CSS: an untrusted notebook
+ * view removes `<style>` blocks (and the classic notebook every `style` attribute too), so
+ * what must survive sanitising is said with attributes (`align`, `cellpadding`, `<b>`), and
+ * the styles refine it where they are kept.
+ */
+const CELL = 'padding:3px 10px;border-bottom:1px solid #ddd';
+
 /** An HTML `<table>` fragment (numbers right-aligned). */
 export function tableHtml(input: TableInput, opts: { caption?: string } = {}): string {
   const { columns, rows } = toTable(input);
-  const head = columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('');
-  const body = rows
-    .map((r) => `<tr>${r.map((v) => `<td${typeof v === 'number' ? ' class="num"' : ''}>${escapeHtml(formatCell(v))}</td>`).join('')}</tr>`)
-    .join('\n');
-  const caption = opts.caption ? `<caption>${escapeHtml(opts.caption)}</caption>` : '';
-  return `<table class="notellm2-table">${caption}<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody></table>`;
+  const head = columns.map((c) => `<th align="left" style="text-align:left;padding:3px 10px;border-bottom:2px solid #888">${escapeHtml(c)}</th>`).join('');
+  const cell = (v: unknown) => {
+    const text = formatCell(v);
+    // Short values ("0.420 ± 0.020") stay on one line; long text may wrap.
+    const nowrap = text.length <= 24 ? ' nowrap' : '';
+    const ws = nowrap ? 'white-space:nowrap;' : '';
+    return typeof v === 'number'
+      ? `<td class="num" align="right"${nowrap} style="text-align:right;font-variant-numeric:tabular-nums;${ws}${CELL}">${escapeHtml(text)}</td>`
+      : `<td align="left"${nowrap} style="text-align:left;${ws}${CELL}">${escapeHtml(text)}</td>`;
+  };
+  const body = rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('\n');
+  const caption = opts.caption ? `<caption align="top" style="caption-side:top;text-align:left;padding:4px 0"><b>${escapeHtml(opts.caption)}</b></caption>` : '';
+  return (
+    `<table class="notellm2-table" border="0" cellspacing="0" cellpadding="4" style="border-collapse:collapse;font-size:13px;margin:0.5em 0">` +
+    `${caption}<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody></table>`
+  );
 }
 
 /** A plain-text table with padded columns, for terminals. */
@@ -148,21 +203,8 @@ export function textTable(input: TableInput): string {
   return [line(columns, numeric), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map((r) => line(r, numeric))].join('\n');
 }
 
-/** Minimal CSS for tables and galleries, shared by the report and the notebook output. */
-export const TABLE_CSS = `
-table.notellm2-table{border-collapse:collapse;font:13px system-ui,sans-serif;margin:0.5em 0}
-table.notellm2-table caption{text-align:left;font-weight:600;padding:4px 0}
-table.notellm2-table th,table.notellm2-table td{border-bottom:1px solid #ddd;padding:3px 10px;text-align:left}
-table.notellm2-table td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.notellm2-table thead th{border-bottom:2px solid #888}
-.notellm2-gallery{display:flex;gap:10px;align-items:flex-start;flex-wrap:wrap;font:12px system-ui,sans-serif;margin:0.5em 0}
-.notellm2-gallery figure{margin:0;width:112px;text-align:center}
-.notellm2-gallery img{width:96px;height:96px;object-fit:contain;border:2px solid #ccc;border-radius:4px;image-rendering:pixelated;background:#fff}
-.notellm2-gallery figure.query img{border-color:#333}
-.notellm2-gallery figure.hit img{border-color:#2ca02c}
-.notellm2-gallery figure.miss img{border-color:#ccc}
-.notellm2-gallery .sep{align-self:center;font-size:20px;color:#888}
-`;
+/** Page CSS of the standalone pages (the fragments themselves carry inline styles). */
+const PAGE_CSS = 'body{font:14px system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}';
 
 /** A complete, self-contained HTML page (plotly.js inlined in the head). */
 export function pageHtml(opts: { title: string; body: string; css?: string; withPlotly?: boolean }): string {
@@ -171,7 +213,7 @@ export function pageHtml(opts: { title: string; body: string; css?: string; with
     '<html lang="en"><head><meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     `<title>${escapeHtml(opts.title)}</title>`,
-    `<style>${TABLE_CSS}${opts.css ?? ''}</style>`,
+    `<style>${PAGE_CSS}${opts.css ?? ''}</style>`,
     opts.withPlotly === false ? '' : plotlyScriptTag(),
     '</head><body>',
     opts.body,

@@ -18,15 +18,18 @@ export {
 export { encodePng, pngDataUri, svgDataUri, imageDataUri } from './images';
 export type { PixelImage } from './images';
 export { neighboursHtml, neighbourGalleryHtml } from './neighbours';
-export { figureHtml, tableHtml, textTable, pageHtml, escapeHtml } from './html';
+export { figureHtml, figureTitleText, tableHtml, textTable, pageHtml, escapeHtml } from './html';
 export type { TableInput } from './html';
-export { show, showTable, showHtml, loadPlotly, inTslab, setHtmlSink } from './display';
-export type { HtmlSink } from './display';
+export { show, showTable, showHtml, loadPlotly, inTslab, setDisplaySink, figureOutput, PLOTLY_MIME } from './display';
+export type { DisplaySink, DisplayOutput, Snapshotter } from './display';
+export { snapshotFigure, stopSnapshots } from './snapshot';
+export type { Snapshot } from './snapshot';
 export { loadRun } from './files';
 export type { RunData } from './files';
 export {
   writeReport, buildReport, reportFigures, renderPngs, recallTableRows, subsetTableRows, probeTableRows, claimTableRows, comparisonTableRows, regimeTableRows,
 } from './report';
 export type { ReportFigure, ReportOptions, WriteReportOptions, WrittenReport } from './report';
-export { withChromium, findChromium, CHROMIUM_ARGS } from './browser';
+export { withChromium, launchChromium, findChromium, plotlyPng, CHROMIUM_ARGS } from './browser';
+export type { ChromiumSession } from './browser';
 export * from './report-data';

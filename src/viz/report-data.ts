@@ -10,10 +10,10 @@
  * Both read what the run already saved (the variant's EmbeddingCatalogue) and the dataset;
  * nothing is re-embedded.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../model/checkpoint';
 import { Rng } from '../backend';
-import { loadDataset } from '../data/loaders';
-import { ImageStore } from '../data/images';
+import { DEFAULT_CHECK_SIZE, ImageStore } from '../data/images';
 import type { Dataset, Note } from '../data/schema';
 import { keepPairs } from '../eval/recall';
 import { EmbeddingCatalogue } from '../eval/catalogue';
@@ -21,6 +21,7 @@ import { imageDataUri } from './images';
 import type { EmbeddingSet, NeighbourQuery, NoteView } from './types';
 import type { VariantResult } from '../experiments/results';
 import { runFile, variantEmbeddingsDir } from '../experiments/run-folder';
+import { loadRunDataset } from '../experiments/datasets';
 
 /**
  * The category level that colours a projection best: the deepest level with between 2 and
@@ -143,7 +144,10 @@ export interface RunExtrasOptions extends NeighbourOptions {
   /** Variant pictured. Defaults to the `notellm2` preset when it ran, else the first variant. */
   variant?: string;
   maxPoints?: number;
+  /** Read the dataset as the run did: bad rows left out (--skip-bad) … */
   skipBad?: boolean;
+  /** … by the image check at the run's vision input side(s). Defaults to [DEFAULT_CHECK_SIZE]. */
+  imageSizes?: number[];
 }
 
 /** Writes embeddings.json and neighbours.json for one variant (its first seed) of a run. */
@@ -158,11 +162,11 @@ export async function writeRunExtras(opts: RunExtrasOptions): Promise<{ embeddin
   const dir = variantEmbeddingsDir(opts.out, pick.name, seed);
   if (!existsSync(dir)) throw new Error(`writeRunExtras: ${dir} does not exist (the run saves each variant's test-note embeddings there)`);
   const catalogue = await EmbeddingCatalogue.load(dir);
-  const { dataset } = await loadDataset(opts.datasetDir, { images: 'exists', skipBad: opts.skipBad });
+  const { dataset } = await loadRunDataset(opts.datasetDir, { skipBad: opts.skipBad, imageSizes: opts.imageSizes ?? [DEFAULT_CHECK_SIZE] });
   mkdirSync(opts.out, { recursive: true });
   const embeddings = runFile(opts.out, 'embeddings');
   const neighbours = runFile(opts.out, 'neighbours');
-  writeFileSync(embeddings, JSON.stringify(embeddingPoints(catalogue, dataset.notes, { maxPoints: opts.maxPoints, seed: opts.seed, preset: pick.name })));
-  writeFileSync(neighbours, JSON.stringify({ queries: await neighbourQueries(catalogue, dataset, opts) }));
+  await writeFileAtomic(embeddings, JSON.stringify(embeddingPoints(catalogue, dataset.notes, { maxPoints: opts.maxPoints, seed: opts.seed, preset: pick.name })));
+  await writeFileAtomic(neighbours, JSON.stringify({ queries: await neighbourQueries(catalogue, dataset, opts) }));
   return { embeddings, neighbours, variant: pick.name, seed };
 }

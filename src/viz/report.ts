@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { withChromium } from './browser';
+import { plotlyPng, withChromium } from './browser';
 import { loadRun } from './files';
 import type { RunData } from './files';
 import { RUN_DIRS, runFile } from '../experiments/run-folder';
@@ -317,15 +317,9 @@ export async function renderPngs(htmlFile: string, figures: ReportFigure[], outD
         throw new Error(`report ${htmlFile}: figure "${f.id}" did not draw${errors.length ? `; page errors: ${errors.join(' | ')}` : ''}`);
       });
       const height = typeof f.figure.layout.height === 'number' ? f.figure.layout.height : 450;
-      const dataUrl = await page.evaluate(
-        async ({ id, width, height }) => {
-          const w = window as unknown as { Plotly: { toImage(el: Element, o: object): Promise<string> } };
-          return w.Plotly.toImage(document.getElementById(id)!, { format: 'png', width, height, scale: 1 });
-        },
-        { id: `fig-${f.id}`, width, height },
-      );
+      const png = await plotlyPng(page, `fig-${f.id}`, { width, height });
       const file = join(outDir, `${f.id}.png`);
-      writeFileSync(file, Buffer.from(dataUrl.replace(/^data:image\/png;base64,/, ''), 'base64'));
+      writeFileSync(file, png);
       written.push(file);
     }
     if (errors.length > 0) throw new Error(`report ${htmlFile}: page errors while rendering: ${errors.join(' | ')}`);

@@ -6,6 +6,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, NativeMatrix, nativeMatMul, Rng, setGemm, tf } from '../../src/backend';
+import { nativeAddLowRank } from '../../src/backend/native-matmul';
 import { onCpu } from './helpers';
 
 before(async () => {
@@ -88,4 +89,46 @@ test('nativeMatMul: a shape mismatch names the matrix and both shapes', () => {
     w.release();
   }
   assert.throws(() => new NativeMatrix(new Float32Array(5), 2, 3, 'bad'), /bad: 5 values for shape \[2, 3\]/);
+});
+
+test('nativeMatMul with transpose: x·Wᵀ and its gradient dy·W, against the uploaded product', () => {
+  const rng = new Rng(21);
+  const [m, k, n] = [6, 11, 9];
+  const wData = rng.normalArray(k * n, 1); // W [k, n]; x [m, n] · Wᵀ → [m, k]
+  const w = new NativeMatrix(Float32Array.from(wData), k, n);
+  tf.tidy(() => {
+    const x = tf.tensor2d(rng.normalArray(m * n, 1), [m, n]);
+    const c = tf.tensor2d(rng.normalArray(m * k, 1), [m, k]);
+    const wt = tf.tensor2d(wData, [k, n]);
+    const a = tf.valueAndGrad((xi: tf.Tensor) => tf.sum(tf.mul(nativeMatMul(xi as tf.Tensor2D, w, true), c)))(x);
+    const b = tf.valueAndGrad((xi: tf.Tensor) => tf.sum(tf.mul(tf.matMul(xi as tf.Tensor2D, wt, false, true), c)))(x);
+    assert.ok(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0]) < 1e-4);
+    assert.ok(maxDiff(a.grad.dataSync(), b.grad.dataSync()) < 1e-4);
+    assert.deepEqual(nativeMatMul(x, w, true).shape, [m, k]);
+  });
+  w.release();
+});
+
+test('nativeAddLowRank: out = W + a·b in native memory (wasm and cpu), W untouched, no tensors left', async () => {
+  const run = () => {
+    const rng = new Rng(22);
+    const [k, r, n] = [13, 3, 17];
+    const wData = rng.normalArray(k * n, 1);
+    const w = new NativeMatrix(Float32Array.from(wData), k, n);
+    const out = new NativeMatrix(new Float32Array(k * n), k, n);
+    const before = tf.memory().numTensors;
+    const [a, b] = [tf.tensor2d(rng.normalArray(k * r, 1), [k, r]), tf.tensor2d(rng.normalArray(r * n, 1), [r, n])];
+    nativeAddLowRank(w, a, b, out);
+    const want = tf.tidy(() => tf.add(tf.tensor2d(wData, [k, n]), tf.matMul(a, b)).dataSync());
+    tf.dispose([a, b]);
+    assert.equal(tf.memory().numTensors, before);
+    assert.equal(maxDiff(w.data, wData), 0);
+    const d = maxDiff(out.data, want);
+    assert.throws(() => tf.tidy(() => nativeAddLowRank(w, tf.zeros([k, r + 1]) as tf.Tensor2D, tf.zeros([r, n]) as tf.Tensor2D, out)), /do not fit/);
+    w.release();
+    out.release();
+    return d;
+  };
+  assert.ok(run() < 1e-5);
+  assert.ok((await onCpu(run)) < 1e-5);
 });

@@ -4,24 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli';
+import { runCli as run } from './run-cli';
 
-const ROOT = resolve(__dirname, '..', '..');
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, env: { ...process.env, NOTELLM2_DEBUG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
 
 /** Runs the jobs at most `n` at a time (the machine has few cores). */
 async function limited<T>(jobs: Array<() => Promise<T>>, n: number): Promise<T[]> {
@@ -39,7 +26,8 @@ async function limited<T>(jobs: Array<() => Promise<T>>, n: number): Promise<T[]
 /** Checks one command's help text against the options and subcommands it declares. */
 function checkHelp(cmd: Command, text: string): void {
   assert.match(text, new RegExp(`^Usage: notellm2 ${cmd.name()}\\b`, 'm'), `${cmd.name()} --help prints its usage line`);
-  const flags = cmd.options.map((o) => o.long ?? o.short!);
+  // Options hidden on purpose (internal plumbing between processes) are left out of help.
+  const flags = cmd.options.filter((o) => !o.hidden).map((o) => o.long ?? o.short!);
   assert.ok(flags.length > 0 || cmd.commands.length > 0, `${cmd.name()} declares options or subcommands`);
   for (const f of flags) assert.ok(text.includes(f), `${cmd.name()} --help does not list ${f}:\n${text}`);
   for (const sub of cmd.commands) assert.ok(text.includes(sub.name()), `${cmd.name()} --help does not list its subcommand ${sub.name()}`);

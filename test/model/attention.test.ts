@@ -239,3 +239,159 @@ test('no tensor leak across forward + backward (with probs, masks, padding, cont
   store.dispose();
   c.store.dispose();
 });
+
+// ---------------------------------------------------------------------------------------------
+// Grouped-query attention, explicit head width, separate q/k/v and o biases
+// ---------------------------------------------------------------------------------------------
+
+/** The layouts Llama and Qwen2 checkpoints use beyond plain multi-head attention. */
+const GQA_CASES = [
+  { name: 'GQA 4/2, headDim 6 ≠ dim/heads, q/k/v biases only', dim: 8, heads: 4, kvHeads: 2, headDim: 6, qkvBias: true, outBias: false },
+  { name: 'MQA 3/1, headDim 4, dim 10 not a multiple of heads', dim: 10, heads: 3, kvHeads: 1, headDim: 4, qkvBias: false, outBias: true },
+  { name: 'GQA 6/3, headDim 8 (the SIMD RoPE width), all biases', dim: 12, heads: 6, kvHeads: 3, headDim: 8, qkvBias: true, outBias: true },
+] as const;
+
+function gqa(c: (typeof GQA_CASES)[number], seed = 5, rope = true) {
+  const store = new ParamStore(seed);
+  const layer = new MultiHeadAttention(store, 'attn', {
+    dim: c.dim, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, kind: 'causal',
+    qkvBias: c.qkvBias, outBias: c.outBias, rope: rope ? new RoPE(c.headDim, 500) : null, initStd: 0.4,
+  });
+  // biases start at zero; give them values so they count in the checks below
+  for (const p of store.list('attn').filter((x) => x.endsWith('.bias'))) {
+    const v = store.get(p);
+    tf.tidy(() => v.assign(randn([...v.shape], p.length, 0.3)));
+  }
+  return { store, layer };
+}
+
+test('GQA/MQA parameter shapes: q [d, h·hd], k and v [d, kv·hd], o [h·hd, d]; biases where switched on', () => {
+  for (const c of GQA_CASES) {
+    const { store } = gqa(c);
+    const hq = c.heads * c.headDim, hkv = c.kvHeads * c.headDim;
+    assert.deepEqual(store.get('attn.q.weight').shape, [c.dim, hq], c.name);
+    assert.deepEqual(store.get('attn.k.weight').shape, [c.dim, hkv], c.name);
+    assert.deepEqual(store.get('attn.v.weight').shape, [c.dim, hkv], c.name);
+    assert.deepEqual(store.get('attn.o.weight').shape, [hq, c.dim], c.name);
+    assert.equal(store.has('attn.q.bias') && store.has('attn.k.bias') && store.has('attn.v.bias'), c.qkvBias, c.name);
+    assert.equal(store.has('attn.o.bias'), c.outBias, c.name);
+    store.dispose();
+  }
+  const s = new ParamStore(0);
+  assert.throws(() => new MultiHeadAttention(s, 'a', { dim: 8, heads: 4, kvHeads: 3, kind: 'causal' }), /kvHeads \(3\) must be a positive divisor of heads \(4\)/);
+  assert.throws(() => new MultiHeadAttention(s, 'b', { dim: 8, heads: 4, headDim: 6, kind: 'causal', rope: new RoPE(4) }), /RoPE head width 4 ≠ headDim = 6/);
+  assert.throws(() => new MultiHeadAttention(s, 'c', { dim: 8, heads: 4, headDim: 0, kind: 'causal' }), /headDim must be a positive integer/);
+  s.dispose();
+});
+
+test('GQA/MQA match an independent plain-JS reference: query head h reads key/value head ⌊h / (H/KV)⌋, rotate_half RoPE, causal softmax', () => {
+  for (const c of GQA_CASES) {
+    const { store, layer } = gqa(c);
+    const T = 5, { dim: D, heads: H, kvHeads: KV, headDim: hd } = c;
+    const x = randn([1, T, D], 77) as tf.Tensor3D;
+    const r = tf.tidy(() => {
+      const o = layer.forward(x, { returnProbs: true });
+      return { out: Array.from(o.out.dataSync()), probs: o.probs?.shape };
+    });
+    assert.deepEqual(r.probs, [1, H, T, T], 'one probability row per query head');
+    const xs = Array.from(x.dataSync());
+    const W = (n: string) => Array.from(store.get(`attn.${n}.weight`).dataSync());
+    const B = (n: string, w: number) => (store.has(`attn.${n}.bias`) ? Array.from(store.get(`attn.${n}.bias`).dataSync()) : new Array<number>(w).fill(0));
+    const lin = (w: number[], b: number[], row: number[], out: number) =>
+      Array.from({ length: out }, (_, j) => b[j] + row.reduce((s, v, k) => s + v * w[k * out + j], 0));
+    const rows = Array.from({ length: T }, (_, t) => xs.slice(t * D, t * D + D));
+    const q = rows.map((row) => lin(W('q'), B('q', H * hd), row, H * hd));
+    const k = rows.map((row) => lin(W('k'), B('k', KV * hd), row, KV * hd));
+    const v = rows.map((row) => lin(W('v'), B('v', KV * hd), row, KV * hd));
+    const rot = (vec: number[], pos: number) => {
+      const half = hd / 2, out = vec.slice();
+      for (let i = 0; i < half; i++) {
+        const a = pos * Math.pow(500, (-2 * i) / hd);
+        out[i] = vec[i] * Math.cos(a) - vec[i + half] * Math.sin(a);
+        out[i + half] = vec[i + half] * Math.cos(a) + vec[i] * Math.sin(a);
+      }
+      return out;
+    };
+    const merged = rows.map(() => new Array<number>(H * hd).fill(0));
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor(h / (H / KV));
+      for (let i = 0; i < T; i++) {
+        const qi = rot(q[i].slice(h * hd, h * hd + hd), i);
+        const s = Array.from({ length: i + 1 }, (_, j) => {
+          const kj = rot(k[j].slice(kvh * hd, kvh * hd + hd), j);
+          return qi.reduce((acc, val, c2) => acc + val * kj[c2], 0) / Math.sqrt(hd);
+        });
+        const m = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - m));
+        const z = e.reduce((a, b2) => a + b2, 0);
+        for (let j = 0; j <= i; j++) for (let c2 = 0; c2 < hd; c2++) merged[i][h * hd + c2] += (e[j] / z) * v[j][kvh * hd + c2];
+      }
+    }
+    const want = merged.flatMap((row) => lin(W('o'), B('o', D), row, D));
+    want.forEach((w, i) => assert.ok(Math.abs(r.out[i] - w) < 1e-4, `${c.name}: out[${i}] = ${r.out[i]}, reference ${w}`));
+    x.dispose();
+    store.dispose();
+  }
+});
+
+test('GQA/MQA causality: changing token t+1 leaves outputs at positions ≤ t exactly unchanged', () => {
+  for (const c of GQA_CASES) {
+    const { store, layer } = gqa(c, 8);
+    const T = 6;
+    for (const t of [0, 3]) {
+      tf.tidy(() => {
+        const x = randn([2, T, c.dim], 40);
+        const changed = tf.concat([tf.slice(x, [0, 0, 0], [2, t + 1, c.dim]), randn([2, T - t - 1, c.dim], 41 + t)], 1);
+        const a = layer.forward(x as tf.Tensor3D).out;
+        const b = layer.forward(changed as tf.Tensor3D).out;
+        assert.equal(maxAbsDiff(tf.slice(a, [0, 0, 0], [2, t + 1, c.dim]), tf.slice(b, [0, 0, 0], [2, t + 1, c.dim])), 0, `${c.name} t=${t}`);
+        assert.ok(maxAbsDiff(tf.slice(a, [0, t + 1, 0], [2, 1, c.dim]), tf.slice(b, [0, t + 1, 0], [2, 1, c.dim])) > 1e-4);
+      });
+    }
+    store.dispose();
+  }
+});
+
+test('GQA/MQA gradients vs finite differences (parameters incl. biases, input, saliency mask)', () => {
+  for (const c of GQA_CASES) {
+    const { store, layer } = gqa(c, 9);
+    const x = randn([2, 4, c.dim], 50) as tf.Tensor3D;
+    const f = (xx: tf.Tensor, m?: tf.Tensor) => layer.forward(xx as tf.Tensor3D, { attnMask: m }).out;
+    checkParamGrads(store, () => projLoss(f(x)), { directions: 3 });
+    checkInputGrad(x, (xx) => projLoss(f(xx)));
+    const m = tf.ones([2, c.heads, 4, 4]);
+    checkInputGrad(m, (mm) => projLoss(f(x, mm)));
+    tf.dispose([x, m]);
+    store.dispose();
+  }
+});
+
+test('defaults are unchanged: spelling out kvHeads = heads, headDim = dim/heads and both bias switches gives the same parameters and bit-identical outputs', () => {
+  for (const bias of [true, false]) {
+    const a = new ParamStore(12), b = new ParamStore(12);
+    const la = new MultiHeadAttention(a, 'attn', { dim: 16, heads: 2, kind: 'causal', bias, rope: new RoPE(8), initStd: 0.3 });
+    const lb = new MultiHeadAttention(b, 'attn', { dim: 16, heads: 2, kvHeads: 2, headDim: 8, qkvBias: bias, outBias: bias, kind: 'causal', bias, rope: new RoPE(8), initStd: 0.3 });
+    assert.deepEqual(a.list(), b.list());
+    tf.tidy(() => {
+      const x = randn([2, 5, 16], 3) as tf.Tensor3D;
+      assert.deepEqual(Array.from(la.forward(x).out.dataSync()), Array.from(lb.forward(x).out.dataSync()));
+    });
+    a.dispose();
+    b.dispose();
+  }
+});
+
+test('no tensor leak across GQA forward + backward', async () => {
+  const { store, layer } = gqa(GQA_CASES[0]);
+  const x = randn([2, 4, 8], 1) as tf.Tensor3D;
+  await assertNoTensorLeak(() => {
+    const { value, grads } = store.variableGrads(() => {
+      const r = layer.forward(x, { returnProbs: true });
+      return tf.add(projLoss(r.out), tf.sum(r.probs as tf.Tensor)) as tf.Scalar;
+    });
+    value.dispose();
+    Object.values(grads).forEach((g) => g.dispose());
+  });
+  x.dispose();
+  store.dispose();
+});

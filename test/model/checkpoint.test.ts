@@ -96,7 +96,7 @@ test('corrupt or truncated safetensors files fail with the file name and what wa
     out.set(h, 8);
     return out;
   };
-  assert.throws(() => decodeSafetensors(mk({ x: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }, 4), 'f16'), /f16: tensor "x": dtype "F16" is not supported \(valid: F32, I32\)/);
+  assert.throws(() => decodeSafetensors(mk({ x: { dtype: 'F64', shape: [2], data_offsets: [0, 16] } }, 16), 'f64'), /f64: tensor "x": dtype "F64" is not supported \(valid: F32, I32, F16, BF16\)/);
   assert.throws(() => decodeSafetensors(mk({ x: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8)), /span 8 bytes but F32 \[3\] needs 12/);
   assert.throws(
     () => decodeSafetensors(mk({ x: { dtype: 'F32', shape: [1], data_offsets: [4, 8] }, y: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, 8)),

@@ -2,7 +2,11 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf, assertNoTensorLeak } from '../../src/backend';
 import { ParamStore } from '../../src/model/params';
-import { DecoderLM, resolveLMConfig, tokenAt, type LMConfig } from '../../src/model/lm';
+import { DecoderLM, lmLayout, resolveLMConfig, tokenAt, type LMConfig } from '../../src/model/lm';
+import { setSimd } from '../../src/backend/wasm-simd';
+import { ropeKernelAvailable } from '../../src/backend/rope-kernel';
+import { rmsNormKernelAvailable } from '../../src/backend/rmsnorm-kernel';
+import { gateKernelAvailable } from '../../src/backend/gate-kernel';
 import { checkInputGrad, checkParamGrads, maxAbsDiff, projLoss, randn } from './helpers';
 
 let defaultBackend = '';
@@ -191,4 +195,159 @@ test('tokenAt reads one token per example (exact values, gradient only at the ch
     assert.throws(() => tokenAt(h, [0, 4, 1]), /index\[1\] = 4 is outside 0 … 3/);
     assert.throws(() => tokenAt(h, [0, 1]), /2 indices for a batch of 3/);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Llama / Qwen2 layouts: GQA and MQA, head width ≠ dim / heads, separate biases, tied or no head
+// ---------------------------------------------------------------------------------------------
+
+const VARIANTS: Array<{ name: string; cfg: LMConfig }> = [
+  { name: 'GQA 4/2, headDim 6, Qwen2 biases, tied head', cfg: { vocabSize: 11, dim: 8, nLayers: 2, nHeads: 4, nKVHeads: 2, headDim: 6, mlpHidden: 12, qkvBias: true, head: 'tied' } },
+  { name: 'MQA 3/1, headDim 4, dim 10, all biases + MLP biases, untied', cfg: { vocabSize: 9, dim: 10, nLayers: 2, nHeads: 3, nKVHeads: 1, headDim: 4, mlpHidden: 14, attnBias: true, mlpBias: true } },
+  { name: 'GQA 2/1, headDim 8 (the SIMD widths), no head', cfg: { vocabSize: 7, dim: 8, nLayers: 2, nHeads: 2, nKVHeads: 1, headDim: 8, mlpHidden: 16, oBias: true, head: 'none' } },
+];
+
+/** Random values on every bias (they start at zero) so they count in the checks. */
+function randomBiases(s: ParamStore): void {
+  for (const p of s.list().filter((x) => x.endsWith('.bias'))) {
+    const v = s.get(p);
+    tf.tidy(() => v.assign(randn([...v.shape], p.length, 0.3)));
+  }
+}
+
+test('resolved configs carry the new fields only where they differ from their defaults (so default configs serialise as before)', () => {
+  const base = resolveLMConfig({ vocabSize: 100 });
+  const spelled = resolveLMConfig({ vocabSize: 100, nKVHeads: 4, headDim: 32, qkvBias: false, oBias: false, mlpBias: false, head: 'untied' });
+  assert.deepEqual(spelled, base);
+  assert.equal(JSON.stringify(spelled), JSON.stringify(base));
+  assert.deepEqual(lmLayout(base), { nKVHeads: 4, headDim: 32, qkvBias: false, oBias: false, mlpBias: false, head: 'untied' });
+  const qwen = resolveLMConfig({ vocabSize: 10, dim: 8, nHeads: 4, nKVHeads: 2, qkvBias: true, head: 'tied' });
+  assert.deepEqual({ nKVHeads: qwen.nKVHeads, qkvBias: qwen.qkvBias, head: qwen.head, oBias: qwen.oBias, headDim: qwen.headDim }, { nKVHeads: 2, qkvBias: true, head: 'tied', oBias: undefined, headDim: undefined });
+  // attnBias sets both switches unless one is given
+  assert.deepEqual(lmLayout(resolveLMConfig({ vocabSize: 10, dim: 8, nHeads: 2, attnBias: true, oBias: false })), { nKVHeads: 2, headDim: 4, qkvBias: true, oBias: false, mlpBias: false, head: 'untied' });
+  // resolving a resolved config changes nothing
+  assert.deepEqual(resolveLMConfig(qwen), qwen);
+  assert.throws(() => resolveLMConfig({ vocabSize: 10, dim: 8, nHeads: 4, nKVHeads: 3 }), /nKVHeads \(3\) must be a positive divisor of nHeads \(4\)/);
+  assert.throws(() => resolveLMConfig({ vocabSize: 10, dim: 10, nHeads: 4, headDim: 5 }), /headDim must be a positive even integer/);
+  assert.throws(() => resolveLMConfig({ vocabSize: 10, head: 'shared' as never }), /head must be one of untied, tied, none/);
+  // an explicit headDim lifts the dim % nHeads rule
+  assert.equal(resolveLMConfig({ vocabSize: 10, dim: 10, nHeads: 3, headDim: 4 }).headDim, 4);
+});
+
+test('Llama/Qwen2 layouts: parameter shapes, biases where switched on, head parameter only when untied', () => {
+  for (const { name, cfg } of VARIANTS) {
+    const s = new ParamStore(0);
+    const lm = new DecoderLM(cfg, s);
+    const hd = cfg.headDim!, q = cfg.nHeads! * hd, kv = cfg.nKVHeads! * hd, d = cfg.dim!;
+    assert.deepEqual(s.get('lm.layers.1.attn.q.weight').shape, [d, q], name);
+    assert.deepEqual(s.get('lm.layers.1.attn.k.weight').shape, [d, kv], name);
+    assert.deepEqual(s.get('lm.layers.1.attn.o.weight').shape, [q, d], name);
+    const l = lm.layout;
+    assert.equal(s.has('lm.layers.0.attn.v.bias'), l.qkvBias, name);
+    assert.equal(s.has('lm.layers.0.attn.o.bias'), l.oBias, name);
+    assert.equal(s.has('lm.layers.0.mlp.down.bias'), l.mlpBias, name);
+    assert.equal(s.has('lm.head.weight'), l.head === 'untied', name);
+    assert.equal(lm.head !== null, l.head === 'untied', name);
+    assert.equal(lm.rope.headDim, hd);
+    s.dispose();
+  }
+});
+
+test('a default config and the same config spelled out build identical parameters and bit-identical outputs', () => {
+  const a = new ParamStore(7), b = new ParamStore(7);
+  const la = new DecoderLM({ ...CFG, initStd: 0.3 }, a);
+  const lb = new DecoderLM({ ...CFG, initStd: 0.3, nKVHeads: 2, headDim: 4, qkvBias: false, oBias: false, mlpBias: false, head: 'untied' }, b);
+  assert.deepEqual(a.list(), b.list());
+  tf.tidy(() => {
+    const x = ids([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]);
+    assert.deepEqual(Array.from(la.logits(la.forward(la.embed(x)).last).dataSync()), Array.from(lb.logits(lb.forward(lb.embed(x)).last).dataSync()));
+  });
+  a.dispose();
+  b.dispose();
+});
+
+test('tied logits are h·Eᵀ; a model without a head refuses logits', () => {
+  const s = new ParamStore(8);
+  const lm = new DecoderLM(VARIANTS[0].cfg, s);
+  tf.tidy(() => {
+    const h = randn([2, 3, 8], 4) as tf.Tensor3D;
+    const got = lm.logits(h);
+    assert.deepEqual(got.shape, [2, 3, 11]);
+    const hs = h.dataSync(), e = lm.embedding.dataSync(), g = got.dataSync();
+    for (let r = 0; r < 6; r++) {
+      for (let v = 0; v < 11; v++) {
+        let want = 0;
+        for (let d = 0; d < 8; d++) want += hs[r * 8 + d] * e[v * 8 + d];
+        assert.ok(Math.abs(g[r * 11 + v] - want) < 1e-5);
+      }
+    }
+  });
+  const none = new DecoderLM(VARIANTS[2].cfg, s, 'other');
+  assert.throws(() => tf.tidy(() => none.logits(tf.zeros([1, 2, 8]) as tf.Tensor3D)), /has no LM head \(head: 'none'\)/);
+  s.dispose();
+});
+
+test('causality through the whole stack for GQA, MQA, headDim ≠ dim/heads and biases', () => {
+  for (const { name, cfg } of VARIANTS) {
+    const s = new ParamStore(2);
+    const lm = new DecoderLM({ ...cfg, initStd: 0.3 }, s);
+    randomBiases(s);
+    const d = cfg.dim!;
+    tf.tidy(() => {
+      const a = lm.forward(lm.embed(ids([[1, 2, 3, 4, 5, 6]])));
+      const b = lm.forward(lm.embed(ids([[1, 2, 3, 6, 0, 5]])));
+      for (let l = 0; l <= 2; l++) {
+        assert.equal(maxAbsDiff(tf.slice(a.hiddenStates[l], [0, 0, 0], [1, 3, d]), tf.slice(b.hiddenStates[l], [0, 0, 0], [1, 3, d])), 0, `${name} layer ${l}`);
+      }
+      assert.equal(maxAbsDiff(tf.slice(a.last, [0, 0, 0], [1, 3, d]), tf.slice(b.last, [0, 0, 0], [1, 3, d])), 0, name);
+      assert.ok(maxAbsDiff(tf.slice(a.last, [0, 3, 0], [1, 1, d]), tf.slice(b.last, [0, 3, 0], [1, 1, d])) > 1e-3, name);
+    });
+    s.dispose();
+  }
+});
+
+test('gradients vs finite differences for GQA, MQA, headDim ≠ dim/heads, biases and a tied head (cpu backend, as above)', async () => {
+  await initBackend('cpu');
+  try {
+    for (const { cfg } of VARIANTS) {
+      const s = new ParamStore(5);
+      const lm = new DecoderLM({ ...cfg, initStd: 0.3 }, s);
+      randomBiases(s);
+      const x = ids([[1, 2, 3, 4], [5, 6, 0, 1]]);
+      const out = (h: tf.Tensor3D) => (lm.layout.head === 'none' ? h : lm.logits(h));
+      checkParamGrads(s, () => projLoss(out(lm.forward(lm.embed(x)).last)), { directions: 3 });
+      const e = randn([2, 4, cfg.dim!], 6);
+      checkInputGrad(e, (ee) => projLoss(lm.forward(ee as tf.Tensor3D).last));
+      tf.dispose([x, e]);
+      s.dispose();
+    }
+  } finally {
+    await initBackend(defaultBackend);
+  }
+});
+
+test('the wasm SIMD kernels (RoPE, RMSNorm, gate) still apply to GQA models and agree with the tfjs-op path', async (t) => {
+  if (defaultBackend !== 'wasm') {
+    t.skip(`the kernels are wasm-only; the backend here is ${defaultBackend}`);
+    return;
+  }
+  const s = new ParamStore(9);
+  const lm = new DecoderLM({ ...VARIANTS[2].cfg, initStd: 0.3 }, s);
+  randomBiases(s);
+  const x = ids([[1, 2, 3, 4, 5], [6, 0, 1, 2, 3]]);
+  const run = (on: boolean) => {
+    setSimd(on);
+    try {
+      assert.equal(ropeKernelAvailable(8), on);
+      assert.equal(rmsNormKernelAvailable(8), on);
+      assert.equal(gateKernelAvailable(), on);
+      return tf.tidy(() => Array.from(lm.forward(lm.embed(x)).last.dataSync()));
+    } finally {
+      setSimd(true);
+    }
+  };
+  const k = run(true), o = run(false);
+  k.forEach((v, i) => assert.ok(Math.abs(v - o[i]) < 1e-5, `last[${i}]: kernel ${v}, ops ${o[i]}`));
+  x.dispose();
+  s.dispose();
 });

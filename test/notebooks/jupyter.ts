@@ -1,10 +1,12 @@
 /**
  * What the notebook tests need from the machine: a Python with nbconvert/nbclient, the tslab
  * kernel registered with that Python's Jupyter, and a built library in dist/ (notebooks import
- * `../dist`). scripts/notebook.js does the same set-up before starting Jupyter.
+ * `../dist`). The kernel is registered by the same code as `npm run notebook`
+ * (scripts/notebook.js), but into Jupyter folders of the test's own, so a test run neither
+ * reads nor changes the user's kernels, trust database or settings.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 
 export const ROOT = resolve(__dirname, '../..');
@@ -35,12 +37,31 @@ export function findJupyterPython(): string | undefined {
   return undefined;
 }
 
-/** Registers the tslab kernels ("TypeScript" and "JavaScript") with `python`'s Jupyter. */
-export function registerTslab(python: string): void {
-  const r = spawnSync(join(BIN_DIR, 'tslab'), ['install', `--python=${python}`], { env: jupyterEnv(), encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tslab install --python=${python} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
-  const list = spawnSync(python, ['-m', 'jupyter_client.kernelspecapp', 'list'], { env: jupyterEnv(), encoding: 'utf8' });
-  if (!/\btslab\b/.test(list.stdout)) throw new Error(`tslab kernel not listed by ${python} after install:\n${list.stdout}\n${list.stderr}`);
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const launcher = require('../../scripts/notebook.js') as {
+  installKernel(python: string, opts: { user?: boolean; env?: Record<string, string> }): void;
+  describe(found: { found: Record<string, unknown>[]; chosen: Record<string, unknown> | null }): string;
+  probePython(python: string): { plotlyLabExtension?: boolean } | null;
+  KERNEL: string;
+};
+
+/** Jupyter's data, config and runtime folders under `dir` (created), as environment variables. */
+export function jupyterDirs(dir: string): Record<string, string> {
+  const env = { JUPYTER_DATA_DIR: join(dir, 'data'), JUPYTER_CONFIG_DIR: join(dir, 'config'), JUPYTER_RUNTIME_DIR: join(dir, 'runtime') };
+  for (const d of Object.values(env)) mkdirSync(d, { recursive: true });
+  return env;
+}
+
+/**
+ * Registers the tslab kernels ("TypeScript" and "JavaScript", started through
+ * scripts/tslab-kernel.js) in the per-user kernel folder of `dirs`, and checks that `python`'s
+ * Jupyter lists the TypeScript one there.
+ */
+export function registerTslab(python: string, dirs: Record<string, string>): void {
+  launcher.installKernel(python, { user: true, env: dirs });
+  const list = spawnSync(python, ['-m', 'jupyter_client.kernelspecapp', 'list'], { env: jupyterEnv(dirs), encoding: 'utf8' });
+  const line = list.stdout.split('\n').find((l) => /^\s*tslab\s/.test(l));
+  if (!line || !line.includes(dirs.JUPYTER_DATA_DIR)) throw new Error(`tslab kernel not listed in ${dirs.JUPYTER_DATA_DIR} by ${python}:\n${list.stdout}\n${list.stderr}`);
 }
 
 function newestMtime(dir: string, ext: string): number {

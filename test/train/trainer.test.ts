@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, tf, type Rng } from '../../src/backend';
 import { ParamStore } from '../../src/model/params';
 import { resolveTrainConfig } from '../../src/train/config';
 import { NonFiniteLossError, train, type TrainTask } from '../../src/train/trainer';
+import { loadCheckpoint } from '../../src/model/checkpoint';
 
 // Linear regression y = x·w* with noise-free targets: the loss must fall, and the run is
 // small enough to compare step by step.
@@ -119,9 +120,100 @@ test('resuming under a different configuration is refused with the folder named'
     const b = new ParamStore(0);
     await assert.rejects(
       train(regression(b), b, cfg, { checkpointDir: dir, config: { lr: 0.3 } }),
-      (e: Error) => e.message.includes(join(dir, 'last')) && /different configuration/.test(e.message),
+      (e: Error) => e.message.includes(join(dir, 'last')) && /different configuration \(lr is 0\.2 there, 0\.3 now\)/.test(e.message),
     );
     b.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a resumed run keeps the best-checkpoint bookkeeping: the same best epoch, best loss and best/ weights as an uninterrupted run', async () => {
+  await initBackend();
+  const refDir = mkdtempSync(join(tmpdir(), 'nl2-trainer-'));
+  const dir = mkdtempSync(join(tmpdir(), 'nl2-trainer-'));
+  try {
+    const full = new ParamStore(0);
+    const ref = await train(regression(full), full, cfg, { checkpointDir: refDir });
+    full.dispose();
+    // The best epoch comes after the interruption below, so the resumed run must write best/ itself.
+    assert.ok(ref.bestEpoch >= 1, `best epoch ${ref.bestEpoch}`);
+    // Interrupted in the second epoch (only the first has been validated and saved).
+    const a = new ParamStore(0);
+    await assert.rejects(
+      train(regression(a), a, cfg, { checkpointDir: dir, onStep: (rec) => { if (rec.step === 8) throw new Error('interrupted'); } }),
+      /interrupted/,
+    );
+    a.dispose();
+    // trainer.json has no Infinity: the best loss of epoch 1 is a number, a fresh run's is null.
+    assert.equal(typeof JSON.parse(readFileSync(join(dir, 'last', 'trainer.json'), 'utf8')).bestValLoss, 'number');
+    const b = new ParamStore(99);
+    const resumed = await train(regression(b), b, cfg, { checkpointDir: dir });
+    b.dispose();
+    assert.equal(resumed.resumed, true);
+    assert.equal(resumed.bestEpoch, ref.bestEpoch);
+    assert.equal(resumed.bestValLoss, ref.bestValLoss);
+    assert.deepEqual(resumed.valLoss, ref.valLoss);
+    for (const slot of ['best', 'last']) {
+      const want = await loadCheckpoint(join(refDir, slot));
+      const got = await loadCheckpoint(join(dir, slot));
+      assert.deepEqual(got.weights, want.weights, `${slot}/ weights`);
+      assert.deepEqual({ ...(got.trainer as object), seconds: 0 }, { ...(want.trainer as object), seconds: 0 }, `${slot}/trainer.json`);
+    }
+  } finally {
+    rmSync(refDir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a run interrupted before its first validation resumes with no best yet (bestValLoss null ↔ Infinity)', async () => {
+  await initBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'nl2-trainer-'));
+  try {
+    const a = new ParamStore(0);
+    await assert.rejects(
+      train(regression(a), a, { ...cfg, checkpointEvery: 2 }, { checkpointDir: dir, onStep: (rec) => { if (rec.step === 4) throw new Error('interrupted'); } }),
+      /interrupted/,
+    );
+    a.dispose();
+    const saved = JSON.parse(readFileSync(join(dir, 'last', 'trainer.json'), 'utf8'));
+    assert.equal(saved.bestValLoss, null);
+    assert.equal(saved.bestEpoch, -1);
+    assert.ok(!existsSync(join(dir, 'best')));
+    const b = new ParamStore(0);
+    const r = await train(regression(b), b, { ...cfg, checkpointEvery: 2 }, { checkpointDir: dir });
+    b.dispose();
+    const c = new ParamStore(0);
+    const ref = await train(regression(c), c, cfg);
+    c.dispose();
+    assert.equal(r.bestEpoch, ref.bestEpoch);
+    assert.equal(r.bestValLoss, ref.bestValLoss);
+    assert.ok(existsSync(join(dir, 'best', 'model.safetensors')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a 400-step soak with checkpoints keeps the tensor count flat, and each epoch line of the log says so (tensors, RSS)', async () => {
+  await initBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'nl2-trainer-'));
+  try {
+    const store = new ParamStore(0);
+    const task = regression(store);
+    const lines: string[] = [];
+    const stream = { write: (s: string) => void lines.push(...s.split('\n').filter(Boolean)), isTTY: false };
+    const before = tf.memory().numTensors;
+    const r = await train(task, store, resolveTrainConfig({ epochs: 100, maxSteps: 400, batchPairs: 8, lr: 0.05, seed: 1, checkpointEvery: 50 }), {
+      checkpointDir: dir,
+      progress: { mode: 'lines', stream, lineEverySeconds: 3600 },
+    });
+    assert.equal(r.steps, 400);
+    assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+    const epochs = lines.map((l) => /epoch (\d+): validation loss \S+; (\d+) tensors, RSS (\d+) MB/.exec(l)).filter((m) => m !== null);
+    assert.equal(epochs.length, 67, 'one line per epoch (66 full epochs and the last partial one)');
+    const counts = new Set(epochs.map((m) => Number(m![2])));
+    assert.equal(counts.size, 1, `tensor count flat across epochs, got ${[...counts].join(', ')}`);
+    store.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -94,12 +94,16 @@ test('PNG encoder: valid signature, chunk CRCs, and pixels that inflate back exa
   assert.throws(() => encodePng({ data, width: 3, height: 2, channels: 3 }), /12 values, expected height·width·channels = 2·3·3 = 18/);
 });
 
-test('neighbour gallery: query first, neighbours in rank order with hit/miss frames and images', () => {
+test('neighbour gallery: query first, neighbours in rank order with hit/miss frames and images, laid out without CSS', () => {
   const html = neighboursHtml(NEIGHBOURS[0], { k: 2 });
   const ids = [...html.matchAll(/data-note-id="([^"]+)"/g)].map((m) => m[1]);
   assert.deepEqual(ids, ['n1', 'n2', 'n3']);
-  assert.match(html, /<figure class="hit" data-note-id="n2"><img src="data:image\/png;base64,/);
-  assert.match(html, /<figure class="miss" data-note-id="n3">/);
+  // Frames are the picture cells' background colours and sizes are attributes, which an
+  // untrusted notebook view keeps (it drops <style> blocks and, in the classic Notebook, styles).
+  assert.match(html, /<td class="hit" data-note-id="n2" bgcolor="#2ca02c" width="\d+" height="\d+"[^>]*><img src="data:image\/png;base64,[^"]+" width="96" height="96"/);
+  assert.match(html, /<td class="miss" data-note-id="n3" bgcolor="#cccccc"/);
+  assert.match(html, /<td class="query" data-note-id="n1" bgcolor="#333333"/);
+  assert.equal(/<style|class="notellm2-gallery"[^>]*display:flex/.test(html), false);
   assert.ok(html.includes('#1 · 0.910<br>cherry'));
   assert.ok(neighboursHtml(NEIGHBOURS[0]).includes('no image'));
 });
