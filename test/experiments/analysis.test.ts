@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { analyseRun } from '../../src/experiments/analysis';
+import { analyseRun, reanalyser } from '../../src/experiments/analysis';
 import { claimMetric, verdictOf } from '../../src/experiments/claims';
 import { describeRegimes } from '../../src/experiments/regimes';
 import { RunStatistics, comparisonPairs, statisticsEntities } from '../../src/experiments/statistics';
@@ -57,7 +57,7 @@ function run(name: string, preset: string, seed: number, q: QueryOutcomes, extra
   const probe = (r?: { higher: number[]; ties: number[] }) => r && { metrics: recall(all, r), subsets: Object.fromEntries(Object.entries(SUBSETS).map(([s, idx]) => [s, recall(idx, r)])) };
   return {
     name, preset, seed,
-    config: {} as VariantResult['config'],
+    config: { train: {} } as unknown as VariantResult['config'],
     metrics: recall(all),
     subsets: Object.fromEntries(Object.entries(SUBSETS).map(([s, idx]) => [s, recall(idx)])),
     probes: q.ranks.zeroImage ? { zeroImage: probe(q.ranks.zeroImage)!, emptyText: probe(q.ranks.emptyText)! } : undefined,
@@ -247,6 +247,44 @@ test('tables and files: baselines as rows, `mean [lo, hi]` cells, interval colum
     assert.equal(json.claims.length, 5);
     assert.equal(json.baselines.length, 2);
     assert.ok(Array.isArray(json.variants[0].intervals.metrics['R@10']));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('seeds written into one folder in two runs get the statistics of all seeds together (per-query ranks kept in queries/)', async () => {
+  const { runs, baselines } = fixture();
+  const dir = mkdtempSync(join(tmpdir(), 'analysis-merge-'));
+  const opts = { replicates: 400, permutations: 400 };
+  const part = (seeds: number[]) => {
+    const rs = runs.filter((x) => seeds.includes(x.seed));
+    const names = [...new Set(rs.map((x) => x.name))];
+    const r: AblationResults = { dataset: 'synthetic', backend: 'cpu', seed: seeds[0], seedList: seeds, pretrain: {}, variants: names.map((n) => aggregate(rs.filter((x) => x.name === n))), wallSeconds: 0 };
+    return { r: analyseRun(r, rs, baselines, opts), rs };
+  };
+  try {
+    const first = part([0]);
+    await writeResults(dir, first.r, first.rs, { analyse: reanalyser(dir, first.rs, baselines, opts) });
+    assert.ok(existsSync(join(dir, 'queries', 'basic-s0.json')));
+    const second = part([1, 2]);
+    const logs: string[] = [];
+    const w = await writeResults(dir, second.r, second.rs, { analyse: reanalyser(dir, second.rs, baselines, { ...opts, log: (m) => logs.push(m) }), log: (m) => logs.push(m) });
+    const together = analysed(runs, baselines);
+    assert.deepEqual(w.results.variants.map((v) => v.intervals), together.variants.map((v) => v.intervals));
+    assert.deepEqual(w.results.claims, together.claims);
+    assert.deepEqual(w.results.comparisons, together.comparisons);
+    // Without an analyse step a merge drops the statistics rather than keep ones of other seeds.
+    const third = part([2]);
+    const plain = await writeResults(dir, third.r, third.rs, { log: (m) => logs.push(m) });
+    assert.equal(plain.results.claims, undefined);
+    assert.ok(plain.results.variants.every((v) => v.intervals === undefined));
+    assert.ok(logs.some((l) => l.startsWith('statistics left out of the merged results')));
+    // A missing per-query file (a folder written before they were kept) also leaves them out.
+    rmSync(join(dir, 'queries', 'micl-s0.json'));
+    const fourth = part([1]);
+    const lost = await writeResults(dir, fourth.r, fourth.rs, { analyse: reanalyser(dir, fourth.rs, baselines, { ...opts, log: (m) => logs.push(m) }) });
+    assert.equal(lost.results.claims, undefined);
+    assert.ok(logs.some((l) => l.includes('no per-query ranks kept for micl seed 0')));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
