@@ -285,7 +285,7 @@ export async function prepare(
     const visionTrain = sources.vision ? null : scaledBudget(opts.pretrain?.vision, DEFAULT_VISION_PRETRAIN, scale.vision);
     if (visionTrain) {
       const tag = plain ? '' : ` ×${scale.vision}`;
-      images ??= ImageStore.shared(dataset, { size: base.vision.imageSize });
+      images ??= ImageStore.shared(dataset, { size: base.vision.imageSize, cacheDir });
       await images.load(ids);
       const vit = await pretrainVision({
         images: ids,

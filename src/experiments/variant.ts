@@ -3,10 +3,10 @@
  * a prepared dataset. Runs in the runner's process or in a worker process; everything it
  * needs travels as plain JSON (`VariantSpec`), everything it returns too (`VariantResult`).
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { initBackend } from '../backend';
 import type { TextTokenizer } from '../data/tokenizer';
-import { ImageStore } from '../data/images';
+import { DEFAULT_IMAGE_CACHE_DIR, ImageStore } from '../data/images';
 import type { Dataset } from '../data/schema';
 import { ParamStore, pathHasPrefix, type ParamRecord } from '../model/params';
 import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from '../model/config';
@@ -132,7 +132,7 @@ export async function buildVariantModel(spec: VariantModelSpec): Promise<Variant
       }
     }
     const encoder = new PromptEncoder(spec.tokenizer, modelCfg, model.imageTokens);
-    const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize, preprocessing: sources?.vision?.preprocessing }) : null;
+    const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize, preprocessing: sources?.vision?.preprocessing, cacheDir: resolve(DEFAULT_IMAGE_CACHE_DIR) }) : null;
     let vision: VisionSource = images ? { kind: 'images', images } : { kind: 'none' };
     if (images && spec.visionNotes) {
       await images.load(spec.visionNotes);
