@@ -37,9 +37,10 @@ export const REGIME_PRESETS = ['basic', 'micl', 'late+early', 'notellm2'] as con
 /**
  * The regime map's grid: multiples of the run's pretraining budgets (steps) of the LM (text
  * path strength) and of the vision encoder (image path strength); 0 leaves a tower at its
- * random initialisation. The smoke grid keeps the corners of the text axis only.
+ * random initialisation. The LM axis runs to the default budget (1 200 steps: ×¼ is 300 steps,
+ * a weak text path; ×1 one at the `text` subset's ceiling). The smoke grid keeps the corners.
  */
-export const REGIME_GRID = { lm: [0, 1, 4], vision: [0, 1] } as const;
+export const REGIME_GRID = { lm: [0, 0.25, 1], vision: [0, 1] } as const;
 export const REGIME_SMOKE_GRID = { lm: [0, 1], vision: [0, 1] } as const;
 
 /** The paper's sweeps (docs/method.md "Sweeps"): Q-Former query tokens and mICL loss ratio text:vision. */

@@ -27,7 +27,7 @@ test('the regime sweep puts every preset in every cell of the grid, with scaled 
   const v = sweepVariants(['basic', 'notellm2'], 'regime');
   assert.equal(v.length, REGIME_GRID.lm.length * REGIME_GRID.vision.length * 2);
   assert.deepEqual(v.slice(0, 2).map((x) => x.name), ['basic@lm0x-vit0x', 'notellm2@lm0x-vit0x']);
-  assert.deepEqual(v[v.length - 1], { name: 'notellm2@lm4x-vit1x', preset: 'notellm2', pretrainScale: { lm: 4, vision: 1 }, group: 'lm4x-vit1x', axes: { lm: 4, vision: 1 } });
-  assert.deepEqual([...new Set(v.map((x) => x.group))], ['lm0x-vit0x', 'lm0x-vit1x', 'lm1x-vit0x', 'lm1x-vit1x', 'lm4x-vit0x', 'lm4x-vit1x']);
+  assert.deepEqual(v[v.length - 1], { name: 'notellm2@lm1x-vit1x', preset: 'notellm2', pretrainScale: { lm: 1, vision: 1 }, group: 'lm1x-vit1x', axes: { lm: 1, vision: 1 } });
+  assert.deepEqual([...new Set(v.map((x) => x.group))], ['lm0x-vit0x', 'lm0x-vit1x', 'lm0.25x-vit0x', 'lm0.25x-vit1x', 'lm1x-vit0x', 'lm1x-vit1x']);
   assert.equal(sweepVariants([...REGIME_PRESETS], 'regime', { smoke: true }).length, 4 * 4, 'smoke: the 2 × 2 corners');
 });
