@@ -9,7 +9,6 @@
  * Scoring them is the reference recall protocol's job (src/eval/recall.ts); the CLI joins
  * the two (`data` must not depend on `eval`), and formatDatasetSummary (summary.ts) prints the result.
  */
-import sharp from 'sharp';
 import type { Note } from './schema';
 import { decodeImage } from './images';
 import { mapPool } from '../backend/pool';
@@ -75,8 +74,9 @@ export interface HistogramOptions {
 
 /**
  * Colour-histogram embeddings: each image (a path or encoded bytes, transparent parts put on
- * white) resized (short side) and centre-cropped to size×size, a joint RGB histogram with `bins` levels per channel, square
- * root of the pixel shares (so a large background does not swamp the cosine), L2-normalised.
+ * white) decoded as the model's images are (short side to size×size, centre crop), a joint RGB
+ * histogram with `bins` levels per channel, square root of the pixel shares (so a large
+ * background does not swamp the cosine), L2-normalised.
  */
 export async function colourHistogramEmbeddings(
   notes: readonly Note[],
@@ -86,12 +86,8 @@ export async function colourHistogramEmbeddings(
   const bins = opts.bins ?? 4;
   const size = opts.size ?? 32;
   const rows = await mapPool(notes, opts.concurrency ?? 8, async (n) => {
-    const src = await image(n);
-    // A file goes through the one decode path (images.ts: SVGs drawn at the size needed, the
-    // pixel limit); encoded bytes held in memory (a generator's own PNGs) through sharp alike.
-    const data = typeof src === 'string'
-      ? await decodeImage(src, size)
-      : await sharp(src).flatten({ background: '#ffffff' }).resize(size, size, { fit: 'cover', position: 'centre' }).removeAlpha().raw().toBuffer();
+    // The one decode path (images.ts: SVGs drawn at the size needed, the pixel limit).
+    const data = await decodeImage(await image(n), size);
     const h = new Float32Array(bins * bins * bins);
     const q = (x: number) => Math.min(bins - 1, Math.floor((x * bins) / 256));
     for (let i = 0; i < data.length; i += 3) h[(q(data[i]) * bins + q(data[i + 1])) * bins + q(data[i + 2])]++;

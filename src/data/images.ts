@@ -337,16 +337,16 @@ export async function checkEmbeddedImages(svg: Buffer, depth = 0): Promise<void>
 }
 
 /**
- * Decodes an image file (JPEG, PNG, WebP, SVG, or any of them under a bare name: sharp sniffs
- * the format from the bytes), resizes its short side to `size` with a bicubic kernel and crops
+ * Decodes an image file or its bytes held in memory (JPEG, PNG, WebP, SVG, or any of them under
+ * a bare name: sharp sniffs the format from the bytes), resizes its short side to `size` with a bicubic kernel and crops
  * the centre — or follows `pre`, whose output side must be `size`. Returns RGB bytes,
  * [size, size, 3] row-major. This is the one decode path: the dataset check
- * (`images: 'decode'`), training and evaluation all go through it.
+ * (`images: 'decode'`), training, evaluation and the colour-histogram baseline go through it.
  */
-export async function decodeImage(path: string, size: number, pre?: ImagePreprocessing): Promise<Uint8Array> {
+export async function decodeImage(source: string | Buffer, size: number, pre?: ImagePreprocessing): Promise<Uint8Array> {
   checkSize(size);
   if (pre && preprocessingSize(pre) !== size) throw new Error(`decodeImage: the preprocessing gives ${preprocessingSize(pre)}-pixel images, ${size} requested`);
-  const file = await readFile(path);
+  const file = typeof source === 'string' ? await readFile(source) : source;
   try {
     // gzip here can only be an SVG (.svgz): expanded under a bound before librsvg sees it.
     const buf = svgText(file);
@@ -389,7 +389,7 @@ export async function decodeImage(path: string, size: number, pre?: ImagePreproc
     }
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   } catch (e) {
-    throw new Error(`cannot decode image ${path}: ${(e as Error).message}`);
+    throw new Error(`cannot decode image ${typeof source === 'string' ? source : `(${source.length} bytes in memory)`}: ${(e as Error).message}`);
   }
 }
 
