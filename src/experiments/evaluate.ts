@@ -101,6 +101,17 @@ export function queryOutcomes(inputs: Partial<Record<InputKind, RecallResult>>):
   };
 }
 
+/**
+ * The image-alone probe of a model that reads no image: every note's input is the same blank
+ * prompt, so every note gets the one embedding of that prompt (computed once, not once per note).
+ */
+function blankEmbeddings(t: Omit<EvaluationTarget, 'dataset'>, notes: readonly Note[]): { nm: Float32Array; dim: number } {
+  const one = embedNotes(t.model, t.encoder, t.vision, notes.slice(0, 1), { emptyText: true });
+  const nm = new Float32Array(notes.length * one.dim);
+  for (let i = 0; i < notes.length; i++) nm.set(one.nm, i * one.dim);
+  return { nm, dim: one.dim };
+}
+
 /** Evaluates a model on its dataset's test pairs (see the module comment). */
 export async function evaluateVariant(t: EvaluationTarget, opts: EvaluateOptions = {}): Promise<VariantEvaluation> {
   const t0 = performance.now();
@@ -109,14 +120,15 @@ export async function evaluateVariant(t: EvaluationTarget, opts: EvaluateOptions
   const notes: Note[] = testIds.map((id) => dataset.notes.get(id)!);
   const subsets = evaluationSubsets(dataset.notes, dataset.pairs.test);
   const recallOf = async (e: EmbedOptions) => {
-    const out = embedNotes(t.model, t.encoder, t.vision, notes, e);
+    const out = e.emptyText && !t.model.vit ? blankEmbeddings(t, notes) : embedNotes(t.model, t.encoder, t.vision, notes, e);
     const catalogue = new EmbeddingCatalogue(testIds, out.nm, out.dim);
     const r = await evaluateRecall(dataset.pairs.test, catalogue, { notes: testIds, subsets: subsets.predicates, protocol: opts.protocol });
     return { r, catalogue };
   };
   const outcome = (r: RecallResult): RecallOutcome => ({ metrics: r.recall, subsets: subsetMetrics(r) });
   const main = await recallOf({});
-  const probed = (opts.probes ?? true) ? { zeroImage: (await recallOf({ zeroImage: true })).r, emptyText: (await recallOf({ emptyText: true })).r } : undefined;
+  // A model that reads no image gets the same input with the image zeroed: its text-alone probe is its full pass.
+  const probed = (opts.probes ?? true) ? { zeroImage: t.model.vit ? (await recallOf({ zeroImage: true })).r : main.r, emptyText: (await recallOf({ emptyText: true })).r } : undefined;
   return {
     ...outcome(main.r),
     probes: probed && { zeroImage: outcome(probed.zeroImage), emptyText: outcome(probed.emptyText) },

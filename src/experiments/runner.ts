@@ -23,7 +23,7 @@ import type { RecallProtocol } from '../eval/recall';
 import type { BootstrapOptions } from '../eval/stats';
 import { ensureDataset, loadRunDataset, type RunDataOptions } from './datasets';
 import { presetConfig, regimeCell, type PretrainScale } from './presets';
-import { runVariant, type VariantSpec } from './variant';
+import { runVariant, warmVisionFeatures, type VariantSpec } from './variant';
 import { aggregate, configDifference, readRunResults, reviveVariantResult, type AblationResults, type VariantResult } from './results';
 import { scoreBaselines, type BaselineRun } from './baselines';
 import { analyseRun } from './analysis';
@@ -425,6 +425,13 @@ async function runPlanned(opts: AblationOptions, plan: AblationPlan, t0: number)
   const cores = availableParallelism();
   const workers = Math.max(1, Math.min(opts.workers ?? cores, specs.length));
   const runs: VariantResult[] = new Array(specs.length);
+  if (workers > 1) {
+    // Variants on the same frozen encoder read the same features: computed here once (on all
+    // cores) rather than in every worker.
+    const t = performance.now();
+    const sets = await warmVisionFeatures(specs, plan.loaded.dataset);
+    if (sets) log(`frozen vision features of ${sets} encoder${sets > 1 ? 's' : ''} ready in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+  }
   if (workers === 1) {
     for (let i = 0; i < specs.length; i++) {
       log(`training ${specs[i].name} (seed ${specs[i].seed}) …`);

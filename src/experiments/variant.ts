@@ -15,7 +15,8 @@ import { PromptEncoder } from '../model/batch';
 import { loadCheckpoint } from '../model/checkpoint';
 import { lmTrainOf, resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
 import { train } from '../train/trainer';
-import { RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } from '../train/representation';
+import { MAX_PERSISTED_FEATURE_BYTES, RepresentationTask, TAU_PATH, VisionFeatureCache, visionFeatureBytes, type VisionSource } from '../train/representation';
+import { vitPatchCount } from '../model/vit';
 import type { RecallProtocol } from '../eval/recall';
 import { presetConfig } from './presets';
 import { evaluateVariant, evaluationFields } from './evaluate';
@@ -132,11 +133,12 @@ export async function buildVariantModel(spec: VariantModelSpec): Promise<Variant
       }
     }
     const encoder = new PromptEncoder(spec.tokenizer, modelCfg, model.imageTokens);
-    const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize, preprocessing: sources?.vision?.preprocessing, cacheDir: resolve(DEFAULT_IMAGE_CACHE_DIR) }) : null;
+    const cacheDir = resolve(DEFAULT_IMAGE_CACHE_DIR);
+    const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize, preprocessing: sources?.vision?.preprocessing, cacheDir }) : null;
     let vision: VisionSource = images ? { kind: 'images', images } : { kind: 'none' };
     if (images && spec.visionNotes) {
       await images.load(spec.visionNotes);
-      if (trainCfg.freezeVision) vision = { kind: 'cache', cache: VisionFeatureCache.build(model, images, spec.visionNotes, { flips: spec.flips }) };
+      if (trainCfg.freezeVision) vision = { kind: 'cache', cache: VisionFeatureCache.build(model, images, spec.visionNotes, { flips: spec.flips, dir: cacheDir }) };
     }
     return { model, store, encoder, vision, images };
   } catch (e) {
@@ -154,13 +156,15 @@ export function importedFrozen(store: ParamStore, sources: TowerSources | undefi
   return (sources.lm !== undefined && pathHasPrefix(path, 'lm')) || (sources.vision !== undefined && pathHasPrefix(path, 'vit'));
 }
 
-export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
-  const backend = await initBackend();
-  const { dataset } = await loadRunDataset(spec.datasetDir, spec.data);
-  const tokenizer = loadRunTokenizer(spec.tokenizerPath, spec.sources);
-  const modelCfg = resolveModelConfig({ ...presetConfig(spec.preset), ...spec.model }, tokenizer.vocabSize);
-  const trainCfg = resolveTrainConfig(spec.train);
-  const { model, store, encoder, vision } = await buildVariantModel({
+/** A variant's configs, resolved as its run resolves them. */
+function variantConfigs(spec: VariantSpec, tokenizer: TextTokenizer): { modelCfg: ResolvedModelConfig; trainCfg: ResolvedTrainConfig } {
+  return { modelCfg: resolveModelConfig({ ...presetConfig(spec.preset), ...spec.model }, tokenizer.vocabSize), trainCfg: resolveTrainConfig(spec.train) };
+}
+
+/** The model a variant's run starts from: pretrained towers, seeded init, every run note's image (features) ready. */
+function startVariantModel(spec: VariantSpec, dataset: Dataset, tokenizer: TextTokenizer): Promise<VariantModel> {
+  const { modelCfg, trainCfg } = variantConfigs(spec, tokenizer);
+  return buildVariantModel({
     model: modelCfg,
     train: trainCfg,
     seed: spec.seed,
@@ -171,6 +175,40 @@ export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
     visionNotes: runNoteIds(dataset),
     flips: trainCfg.flip,
   });
+}
+
+/**
+ * Computes, in this process, the frozen vision features the variants' runs read and leaves
+ * them in the feature files (FeatureCacheOptions.dir), so worker processes started afterwards
+ * read them instead of each computing them. Variants whose features would be the same are
+ * warmed once (a variant that turns out to differ computes its own: the files are keyed by
+ * content). Returns how many feature sets were computed or found.
+ */
+export async function warmVisionFeatures(specs: readonly VariantSpec[], dataset: Dataset): Promise<number> {
+  await initBackend();
+  const done = new Set<string>();
+  for (const spec of specs) {
+    const tokenizer = loadRunTokenizer(spec.tokenizerPath, spec.sources);
+    const { modelCfg, trainCfg } = variantConfigs(spec, tokenizer);
+    if (!(modelCfg.earlyFusion || modelCfg.lateFusion) || !trainCfg.freezeVision) continue;
+    // Too large to keep on disk: each worker computes its own, as it would anyway.
+    const v = modelCfg.vision;
+    if (visionFeatureBytes(runNoteIds(dataset).length, trainCfg.flip, vitPatchCount(v), v.dim) > MAX_PERSISTED_FEATURE_BYTES) continue;
+    // A pretrained or imported encoder is the same for every seed; a random one is the seed's.
+    const key = JSON.stringify([spec.pretrained.vit ?? (spec.sources?.vision ? '' : spec.seed), spec.sources?.vision?.folder, modelCfg.vision, trainCfg.flip, spec.datasetDir]);
+    if (done.has(key)) continue;
+    done.add(key);
+    (await startVariantModel(spec, dataset, tokenizer)).store.dispose();
+  }
+  return done.size;
+}
+
+export async function runVariant(spec: VariantSpec): Promise<VariantResult> {
+  const backend = await initBackend();
+  const { dataset } = await loadRunDataset(spec.datasetDir, spec.data);
+  const tokenizer = loadRunTokenizer(spec.tokenizerPath, spec.sources);
+  const { modelCfg, trainCfg } = variantConfigs(spec, tokenizer);
+  const { model, store, encoder, vision } = await startVariantModel(spec, dataset, tokenizer);
   try {
     const task = new RepresentationTask(model, encoder, vision, dataset.notes, dataset.pairs.train, dataset.pairs.val, trainCfg);
     const result = await train(task, store, trainCfg, {

@@ -171,6 +171,11 @@ export function vitArchitecture(cfg: ViTConfig): ViTArchitecture {
 }
 
 /** MLP hidden width f of a resolved config. */
+/** n, the patch tokens per image: (imageSize / patchSize)². */
+export function vitPatchCount(cfg: Pick<ResolvedViTConfig, 'imageSize' | 'patchSize'>): number {
+  return (cfg.imageSize / cfg.patchSize) ** 2;
+}
+
 export function vitMlpDim(cfg: ResolvedViTConfig): number {
   return cfg.mlpDim ?? cfg.mlpRatio * cfg.dim;
 }
@@ -320,7 +325,7 @@ export class ViT {
     this.arch = vitArchitecture(this.cfg);
     const c = this.cfg;
     const a = this.arch;
-    this.numPatches = (c.imageSize / c.patchSize) ** 2;
+    this.numPatches = vitPatchCount(c);
     this.numTokens = this.numPatches + (a.classToken ? 1 : 0);
     this.patchEmbed = new Linear(store, `${prefix}.patch_embed`, c.patchSize * c.patchSize * c.channels, c.dim, { initStd: c.initStd, bias: a.patchBias });
     this.cls = a.classToken ? store.param(`${prefix}.cls`, [c.dim], { kind: 'normal', std: c.initStd }) : null;

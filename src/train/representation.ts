@@ -6,7 +6,12 @@
  * With the vision encoder frozen (the paper's default) its output for a note never changes,
  * so it is computed once per note (and once for the horizontally flipped image, the paper's
  * augmentation) and read from memory at every step; a tuned encoder runs on the images.
+ * Given a folder, those features are also kept on disk, so the variants of a run (each in its
+ * own process, all on the same frozen encoder) and a later evaluation compute them once.
  */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Rng, tf } from '../backend';
 import type { Note, Pair } from '../data/schema';
 import type { ImageStore } from '../data/images';
@@ -19,6 +24,31 @@ import type { Split, TrainTask } from './trainer';
 /** Parameter path of the temperature τ (used as exp τ, docs/method.md init 3.0). */
 export const TAU_PATH = 'loss.tau';
 
+/** On-disk feature file: MAGIC, u32 header length, JSON header, then float32 cls rows and token rows. */
+const FEATURES_MAGIC = 'NLM2VFC1';
+const FEATURES_VERSION = 1;
+/** Feature sets larger than this stay in memory only (an imported encoder's can run to gigabytes). */
+export const MAX_PERSISTED_FEATURE_BYTES = 1 << 30;
+
+export interface FeatureCacheOptions {
+  /** Also the features of each mirrored image (the flip augmentation of training). */
+  flips?: boolean;
+  /** Notes per encoder call. Defaults to 128. */
+  chunk?: number;
+  /**
+   * Folder of the on-disk feature files. The file's key hashes every note's pixels, the
+   * options and the first chunk's features (which any change of weights or normalisation
+   * alters), so a changed encoder or image never reads stale features. Needs an ImageStore
+   * (`pixels`).
+   */
+  dir?: string;
+}
+
+/** Bytes of a feature set: per note and view (plain, mirrored) one CLS row and 1 + numPatches token rows of `dim` float32s. */
+export function visionFeatureBytes(notes: number, flips: boolean, numPatches: number, dim: number): number {
+  return notes * (flips ? 2 : 1) * (2 + numPatches) * dim * 4;
+}
+
 /** A frozen encoder's features of many notes, plain and flipped, held as float32 arrays. */
 export class VisionFeatureCache {
   private readonly rows = new Map<string, number>();
@@ -26,20 +56,25 @@ export class VisionFeatureCache {
   private tokens: Float32Array[] = [];
   readonly dv: number;
   readonly nTokens: number;
+  /** Whether the features were read from a feature file rather than computed (all but the first chunk). */
+  fromDisk = false;
 
   private constructor(model: NoteLLM2Model) {
     this.dv = model.cfg.vision.dim;
     this.nTokens = 1 + model.vit!.numPatches;
   }
 
-  /** Runs the encoder over every listed note's image (and its mirror when `flips`), in chunks. */
-  static build(model: NoteLLM2Model, images: ImageStore, noteIds: readonly string[], opts: { flips?: boolean; chunk?: number } = {}): VisionFeatureCache {
+  /** Runs the encoder over every listed note's image (and its mirror when `flips`), in chunks; see FeatureCacheOptions.dir. */
+  static build(model: NoteLLM2Model, images: ImageStore, noteIds: readonly string[], opts: FeatureCacheOptions = {}): VisionFeatureCache {
     if (!model.vit) throw new Error('VisionFeatureCache: the model has no vision encoder');
     const cache = new VisionFeatureCache(model);
     const chunk = opts.chunk ?? 128;
+    const views = opts.flips ? [false, true] : [false];
+    const bytes = visionFeatureBytes(noteIds.length, views.length > 1, model.vit.numPatches, cache.dv);
+    let file: string | null = null;
     for (let i = 0; i < noteIds.length; i += chunk) {
       const ids = noteIds.slice(i, i + chunk);
-      for (const flipped of opts.flips ? [false, true] : [false]) {
+      for (const flipped of views) {
         // Read back outside tf.tidy: returning big typed arrays from a tidy makes tfjs walk every element.
         const [clsT, tokensT] = tf.tidy(() => {
           let x = images.batch(ids);
@@ -57,8 +92,59 @@ export class VisionFeatureCache {
           cache.tokens.push(tokens.slice(j * per, (j + 1) * per));
         });
       }
+      if (i === 0 && opts.dir && bytes <= MAX_PERSISTED_FEATURE_BYTES) {
+        file = join(opts.dir, `vision-features-${cache.fingerprint(images, noteIds, chunk, views.length)}.bin`);
+        if (cache.read(file)) return cache;
+      }
     }
+    if (file) cache.write(file);
     return cache;
+  }
+
+  /** Key of a feature file: the options, every note's pixels and the first chunk's features (computed already). */
+  private fingerprint(images: ImageStore, noteIds: readonly string[], chunk: number, views: number): string {
+    const h = createHash('sha256').update(JSON.stringify({ v: FEATURES_VERSION, n: noteIds.length, chunk, views, dv: this.dv, nTokens: this.nTokens, size: images.size }));
+    for (const id of noteIds) h.update(`${id}\u0000`).update(images.pixels(id));
+    for (const rows of [this.cls, this.tokens]) for (const r of rows) h.update(new Uint8Array(r.buffer, r.byteOffset, r.byteLength));
+    return h.digest('hex').slice(0, 24);
+  }
+
+  /** Replaces the rows by a feature file's; false (nothing changed) when it is absent or not this set. */
+  private read(file: string): boolean {
+    if (!existsSync(file)) return false;
+    try {
+      const buf = readFileSync(file);
+      if (buf.toString('latin1', 0, 8) !== FEATURES_MAGIC) return false;
+      const hlen = buf.readUInt32LE(8);
+      const header = JSON.parse(buf.toString('utf8', 12, 12 + hlen)) as { version: number; dv: number; nTokens: number; keys: string[] };
+      const n = header.keys.length;
+      const start = 12 + hlen;
+      if (header.version !== FEATURES_VERSION || header.dv !== this.dv || header.nTokens !== this.nTokens || buf.length !== start + n * (1 + this.nTokens) * this.dv * 4) return false;
+      const data = new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length)); // aligned copy
+      const per = this.nTokens * this.dv;
+      this.rows.clear();
+      this.cls = header.keys.map((_, r) => data.subarray(r * this.dv, (r + 1) * this.dv));
+      this.tokens = header.keys.map((_, r) => data.subarray(n * this.dv + r * per, n * this.dv + (r + 1) * per));
+      header.keys.forEach((k, r) => this.rows.set(k, r));
+      this.fromDisk = true;
+      return true;
+    } catch {
+      return false; // a damaged file is ignored and rewritten
+    }
+  }
+
+  private write(file: string): void {
+    const keys = [...this.rows.keys()].sort((a, b) => this.rows.get(a)! - this.rows.get(b)!);
+    const header = Buffer.from(JSON.stringify({ version: FEATURES_VERSION, dv: this.dv, nTokens: this.nTokens, keys }), 'utf8');
+    const head = Buffer.alloc(12);
+    head.write(FEATURES_MAGIC, 0, 'latin1');
+    head.writeUInt32LE(header.length, 8);
+    const body = (rows: Float32Array[]) => rows.map((r) => Buffer.from(r.buffer, r.byteOffset, r.byteLength));
+    mkdirSync(join(file, '..'), { recursive: true });
+    // Written beside the target and renamed: processes building the same set at once never see half a file.
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, Buffer.concat([head, header, ...body(this.cls), ...body(this.tokens)]));
+    renameSync(tmp, file);
   }
 
   /** Features of a zero (mean-colour after normalisation) image, for the text-only probe. */
@@ -206,7 +292,19 @@ export class RepresentationTask implements TrainTask<RepresentationBatch> {
   }
 }
 
-/** Embeds notes in chunks: L2-normalised n_m rows [N, o] (and n_v when asked). */
+/**
+ * The order notes are embedded in: by prompt length (ties by position), so each chunk pads to
+ * about its own notes' length instead of the longest note among any 64. Deterministic in the
+ * notes and the encoder, so a restored model embeds in the same chunks as its run.
+ */
+export function embeddingOrder(encoder: PromptEncoder, notes: readonly Note[], opts: Pick<EmbedOptions, 'emptyText'> = {}): number[] {
+  const order = [...notes.keys()];
+  if (opts.emptyText) return order; // every blanked prompt has the same length
+  const length = notes.map((n) => encoder.encodeNote(n).ids.length);
+  return order.sort((a, b) => length[a] - length[b] || a - b);
+}
+
+/** Embeds notes in chunks: L2-normalised n_m rows [N, o] (and n_v when asked), in the notes' order. */
 export function embedNotes(
   model: NoteLLM2Model,
   encoder: PromptEncoder,
@@ -218,14 +316,16 @@ export function embedNotes(
   const chunk = opts.chunk ?? 64;
   const nm = new Float32Array(notes.length * dim);
   const nv = opts.visual && model.cfg.micl ? new Float32Array(notes.length * dim) : undefined;
+  const order = embeddingOrder(encoder, notes, opts);
+  const scatter = (into: Float32Array, rows: Float32Array, at: readonly number[]) => at.forEach((n, j) => into.set(rows.subarray(j * dim, (j + 1) * dim), n * dim));
   for (let i = 0; i < notes.length; i += chunk) {
-    const part = notes.slice(i, i + chunk);
-    const batch = buildInputs(model, encoder, vision, part, opts);
+    const at = order.slice(i, i + chunk);
+    const batch = buildInputs(model, encoder, vision, at.map((n) => notes[n]), opts);
     try {
       tf.tidy(() => {
         const out = model.forward(batch.inputs);
-        nm.set(out.nm.dataSync() as Float32Array, i * dim);
-        if (nv && out.nv) nv.set(out.nv.dataSync() as Float32Array, i * dim);
+        scatter(nm, out.nm.dataSync() as Float32Array, at);
+        if (nv && out.nv) scatter(nv, out.nv.dataSync() as Float32Array, at);
       });
     } finally {
       tf.dispose(batch.owned);

@@ -12,7 +12,7 @@ import { renderPrompt } from '../../src/model/prompt';
 import { PRESETS, PRESET_NAMES, presetConfig } from '../../src/experiments/presets';
 import { resolveTrainConfig } from '../../src/train/config';
 import { train } from '../../src/train/trainer';
-import { RepresentationTask, VisionFeatureCache, buildInputs, embedNotes, type VisionSource } from '../../src/train/representation';
+import { RepresentationTask, VisionFeatureCache, buildInputs, embedNotes, embeddingOrder, type VisionSource } from '../../src/train/representation';
 
 // Tiny world: 4 topics × 4 colours; a note's image is a solid colour, its text names its topic.
 const TOPICS = ['cooking pasta sauce', 'mountain hiking trail', 'jazz piano chords', 'garden tomato seeds'];
@@ -42,6 +42,11 @@ const fakeImages = {
       }
     });
     return tf.tensor4d(data, [ids.length, IMG, IMG, 3]);
+  },
+  size: IMG,
+  // What the feature files hash: bytes that differ whenever batch() does.
+  pixels(id: string) {
+    return Uint8Array.from(COLOURS[colourOf(id)], (c) => c * 255);
   },
 } as unknown as ImageStore;
 
@@ -93,6 +98,74 @@ test('mICL: changing only the text leaves n_v unchanged (and changes n_m)', asyn
   let diff = 0;
   for (let i = 0; i < e1.nm.length; i++) diff += Math.abs(e1.nm[i] - e2.nm[i]);
   assert.ok(diff > 1e-3, 'n_m must depend on the text');
+  store.dispose();
+});
+
+test('embedNotes embeds in prompt-length order and returns rows in the caller\'s order, each as if embedded alone', async () => {
+  const { store, model, encoder, vision } = await setup('notellm2');
+  const words = TOPICS.join(' ').split(' ');
+  // Notes of very different prompt lengths, listed longest-first-ish so sorting reorders them.
+  const varied = [...notes.values()].slice(0, 7).map((n, i) => ({ ...n, content: words.slice(0, ((i * 5) % 7) * 2).join(' ') }));
+  const order = embeddingOrder(encoder, varied);
+  const length = varied.map((n) => encoder.encodeNote(n).ids.length);
+  assert.deepEqual([...order].sort((a, b) => a - b), [...varied.keys()], 'a permutation');
+  for (let i = 1; i < order.length; i++) assert.ok(length[order[i - 1]] <= length[order[i]], 'by length');
+  assert.notDeepEqual(order, [...varied.keys()], 'this list must be reordered for the test to mean anything');
+  assert.deepEqual(embeddingOrder(encoder, varied, { emptyText: true }), [...varied.keys()]);
+  const before = tf.memory().numTensors;
+  const batched = embedNotes(model, encoder, vision, varied, { chunk: 3, visual: true });
+  assert.equal(tf.memory().numTensors, before, 'tensor count after embedding');
+  varied.forEach((n, i) => {
+    const alone = embedNotes(model, encoder, vision, [n], { visual: true });
+    for (let d = 0; d < batched.dim; d++) {
+      assert.ok(Math.abs(batched.nm[i * batched.dim + d] - alone.nm[d]) < 1e-5, `n_m of note ${i}, dim ${d}`);
+      assert.ok(Math.abs(batched.nv![i * batched.dim + d] - alone.nv![d]) < 1e-5, `n_v of note ${i}, dim ${d}`);
+    }
+  });
+  store.dispose();
+});
+
+test('frozen vision features: a feature file is written, read back identical, and not read for other weights or a damaged file', async () => {
+  const { mkdtempSync, readdirSync, truncateSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'nlm2-features-'));
+  const { store, model } = await setup('basic');
+  const ids = [...notes.keys()];
+  const flags = ids.map((_, i) => i % 3 === 0);
+  const read = (c: VisionFeatureCache) => {
+    const f = c.batch(ids, flags);
+    const out = [Array.from(f.cls.dataSync()), Array.from(f.tokens.dataSync())];
+    tf.dispose([f.cls, f.tokens]);
+    return out;
+  };
+  const before = tf.memory().numTensors;
+  const first = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
+  assert.equal(first.fromDisk, false);
+  const files = () => readdirSync(dir).filter((f) => f.startsWith('vision-features-')).sort();
+  assert.equal(files().length, 1);
+  const again = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
+  assert.equal(again.fromDisk, true);
+  assert.deepEqual(read(again), read(first));
+  const memoryOnly = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5 });
+  assert.deepEqual(read(memoryOnly), read(first));
+  // Another encoder (one weight changed): another file, features computed.
+  const w = 'vit.patch_embed.weight'; // (a key bias would not do: attention is invariant to it)
+  const original = store.get(w).clone();
+  tf.tidy(() => store.get(w).assign(tf.add(original, 0.5)));
+  const other = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
+  assert.equal(other.fromDisk, false);
+  assert.notDeepEqual(read(other), read(first));
+  assert.equal(files().length, 2);
+  store.get(w).assign(original);
+  original.dispose();
+  // A damaged file is ignored and rewritten.
+  for (const f of files()) truncateSync(join(dir, f), 100);
+  const rebuilt = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
+  assert.equal(rebuilt.fromDisk, false);
+  assert.deepEqual(read(rebuilt), read(first));
+  assert.equal(VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir }).fromDisk, true);
+  assert.equal(tf.memory().numTensors, before, 'tensor count');
   store.dispose();
 });
 
