@@ -655,6 +655,19 @@ export class ImageStore {
   // of each file in header order.
 
   private async cacheFile(paths: string[]): Promise<string> {
+    return join(this.opts.cacheDir!, `${await this.filesKey(paths)}.bin`);
+  }
+
+  /**
+   * A key of what these notes' decoded images are made from, without decoding them: each
+   * file's path, modification time and size, the size and the resize geometry (the disk
+   * cache's key).
+   */
+  async fileKey(noteIds: readonly string[]): Promise<string> {
+    return this.filesKey(noteIds.map((id) => this.source.imagePath(id)));
+  }
+
+  private async filesKey(paths: readonly string[]): Promise<string> {
     const dir = await realpath(this.source.dir);
     const files: [string, number, number][] = [];
     for (const p of paths) {
@@ -664,11 +677,10 @@ export class ImageStore {
     // The geometry of an imported preprocessing joins the key only when there is one.
     const pre = this.opts.preprocessing;
     const geometry = pre ? { geometry: { resize: pre.resize, crop: pre.crop, resample: pre.resample } } : {};
-    const key = createHash('sha256')
+    return createHash('sha256')
       .update(JSON.stringify({ v: CACHE_VERSION, dir, size: this.size, files, ...geometry }))
       .digest('hex')
       .slice(0, 24);
-    return join(this.opts.cacheDir!, `${key}.bin`);
   }
 
   private async readCache(file: string, paths: string[]): Promise<boolean> {

@@ -137,8 +137,9 @@ export async function buildVariantModel(spec: VariantModelSpec): Promise<Variant
     const images = model.vit ? ImageStore.shared(dataset, { size: modelCfg.vision.imageSize, preprocessing: sources?.vision?.preprocessing, cacheDir }) : null;
     let vision: VisionSource = images ? { kind: 'images', images } : { kind: 'none' };
     if (images && spec.visionNotes) {
-      await images.load(spec.visionNotes);
-      if (trainCfg.freezeVision) vision = { kind: 'cache', cache: VisionFeatureCache.build(model, images, spec.visionNotes, { flips: spec.flips, dir: cacheDir }) };
+      // Frozen: the features (read from the feature file when there is one, without decoding every image).
+      if (trainCfg.freezeVision) vision = { kind: 'cache', cache: await VisionFeatureCache.build(model, images, spec.visionNotes, { flips: spec.flips, dir: cacheDir }) };
+      else await images.load(spec.visionNotes);
     }
     return { model, store, encoder, vision, images };
   } catch (e) {

@@ -36,10 +36,10 @@ export interface FeatureCacheOptions {
   /** Notes per encoder call. Defaults to 128. */
   chunk?: number;
   /**
-   * Folder of the on-disk feature files. The file's key hashes every note's pixels, the
-   * options and the first chunk's features (which any change of weights or normalisation
-   * alters), so a changed encoder or image never reads stale features. Needs an ImageStore
-   * (`pixels`).
+   * Folder of the on-disk feature files. A file's key hashes the notes' image files (path,
+   * modification time, size: ImageStore.fileKey), the options and the first chunk's features
+   * (which any change of weights or normalisation alters), so a changed encoder or image
+   * never reads stale features; with a file there, only the first chunk's images are decoded.
    */
   dir?: string;
 }
@@ -64,13 +64,19 @@ export class VisionFeatureCache {
     this.nTokens = 1 + model.vit!.numPatches;
   }
 
-  /** Runs the encoder over every listed note's image (and its mirror when `flips`), in chunks; see FeatureCacheOptions.dir. */
-  static build(model: NoteLLM2Model, images: ImageStore, noteIds: readonly string[], opts: FeatureCacheOptions = {}): VisionFeatureCache {
+  /**
+   * Runs the encoder over every listed note's image (and its mirror when `flips`), in chunks,
+   * loading the images into the store as it needs them; see FeatureCacheOptions.dir.
+   */
+  static async build(model: NoteLLM2Model, images: ImageStore, noteIds: readonly string[], opts: FeatureCacheOptions = {}): Promise<VisionFeatureCache> {
     if (!model.vit) throw new Error('VisionFeatureCache: the model has no vision encoder');
     const cache = new VisionFeatureCache(model);
     const chunk = opts.chunk ?? 128;
     const views = opts.flips ? [false, true] : [false];
     const bytes = visionFeatureBytes(noteIds.length, views.length > 1, model.vit.numPatches, cache.dv);
+    const persist = opts.dir !== undefined && bytes <= MAX_PERSISTED_FEATURE_BYTES;
+    // With a feature file possible, the first chunk's images first: the rest may never be needed.
+    await images.load(persist ? noteIds.slice(0, chunk) : noteIds);
     let file: string | null = null;
     for (let i = 0; i < noteIds.length; i += chunk) {
       const ids = noteIds.slice(i, i + chunk);
@@ -92,19 +98,20 @@ export class VisionFeatureCache {
           cache.tokens.push(tokens.slice(j * per, (j + 1) * per));
         });
       }
-      if (i === 0 && opts.dir && bytes <= MAX_PERSISTED_FEATURE_BYTES) {
-        file = join(opts.dir, `vision-features-${cache.fingerprint(images, noteIds, chunk, views.length)}.bin`);
+      if (i === 0 && persist) {
+        file = join(opts.dir!, `vision-features-${await cache.fingerprint(images, noteIds, chunk, views.length)}.bin`);
         if (cache.read(file)) return cache;
+        await images.load(noteIds);
       }
     }
     if (file) cache.write(file);
     return cache;
   }
 
-  /** Key of a feature file: the options, every note's pixels and the first chunk's features (computed already). */
-  private fingerprint(images: ImageStore, noteIds: readonly string[], chunk: number, views: number): string {
-    const h = createHash('sha256').update(JSON.stringify({ v: FEATURES_VERSION, n: noteIds.length, chunk, views, dv: this.dv, nTokens: this.nTokens, size: images.size }));
-    for (const id of noteIds) h.update(`${id}\u0000`).update(images.pixels(id));
+  /** Key of a feature file: the options, the notes' image files and the first chunk's features (computed already). */
+  private async fingerprint(images: ImageStore, noteIds: readonly string[], chunk: number, views: number): Promise<string> {
+    const h = createHash('sha256').update(JSON.stringify({ v: FEATURES_VERSION, n: noteIds.length, chunk, views, dv: this.dv, nTokens: this.nTokens, files: await images.fileKey(noteIds) }));
+    for (const id of noteIds) h.update(`${id}\u0000`);
     for (const rows of [this.cls, this.tokens]) for (const r of rows) h.update(new Uint8Array(r.buffer, r.byteOffset, r.byteLength));
     return h.digest('hex').slice(0, 24);
   }

@@ -165,7 +165,11 @@ test('the disk cache: a fresh store reads it instead of decoding; a touched imag
   const copy = (await loadDataset(copyDir)).dataset;
   const s1 = new ImageStore(copy, { size: 4, cacheDir });
   await s1.load(ids);
+  const key = await s1.fileKey(ids);
+  assert.equal(await new ImageStore(copy, { size: 4 }).fileKey(ids), key, 'the files key needs no decoding and no cache');
+  assert.notEqual(await new ImageStore(copy, { size: 8 }).fileKey(ids), key, 'another size');
   utimesSync(copy.imagePath('n1'), t, t);
+  assert.notEqual(await s1.fileKey(ids), key, 'a touched file');
   const s2 = new ImageStore(copy, { size: 4, cacheDir });
   const st = await s2.load(ids);
   assert.equal(st.decoded, 4);

@@ -43,10 +43,13 @@ const fakeImages = {
     });
     return tf.tensor4d(data, [ids.length, IMG, IMG, 3]);
   },
-  size: IMG,
-  // What the feature files hash: bytes that differ whenever batch() does.
-  pixels(id: string) {
-    return Uint8Array.from(COLOURS[colourOf(id)], (c) => c * 255);
+  // What the feature cache asks of an image store besides batch(): loading (recorded) and a key of the files.
+  loaded: [] as string[][],
+  async load(ids: readonly string[]) {
+    this.loaded.push([...ids]);
+  },
+  async fileKey(ids: readonly string[]) {
+    return ids.map((id) => `${id}:${colourOf(id)}`).join(',');
   },
 } as unknown as ImageStore;
 
@@ -66,7 +69,7 @@ async function setup(preset: string, extra: ModelConfig = {}) {
   const store = new ParamStore(7);
   const model = new NoteLLM2Model(cfg, store);
   const encoder = new PromptEncoder(tok, cfg, model.imageTokens);
-  const vision: VisionSource = model.vit ? { kind: 'cache', cache: VisionFeatureCache.build(model, fakeImages, [...notes.keys()], { flips: true }) } : { kind: 'none' };
+  const vision: VisionSource = model.vit ? { kind: 'cache', cache: await VisionFeatureCache.build(model, fakeImages, [...notes.keys()], { flips: true }) } : { kind: 'none' };
   return { cfg, store, model, encoder, vision, tok };
 }
 
@@ -140,20 +143,24 @@ test('frozen vision features: a feature file is written, read back identical, an
     return out;
   };
   const before = tf.memory().numTensors;
-  const first = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
+  const first = await VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
   assert.equal(first.fromDisk, false);
   const files = () => readdirSync(dir).filter((f) => f.startsWith('vision-features-')).sort();
   assert.equal(files().length, 1);
-  const again = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
+  fakeImages.loaded.length = 0;
+  const again = await VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
   assert.equal(again.fromDisk, true);
+  assert.deepEqual(fakeImages.loaded, [ids.slice(0, 5)], 'read from the file: only the first chunk\'s images were loaded');
   assert.deepEqual(read(again), read(first));
-  const memoryOnly = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5 });
+  fakeImages.loaded.length = 0;
+  const memoryOnly = await VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5 });
+  assert.deepEqual(fakeImages.loaded, [ids], 'no feature folder: every image loaded up front');
   assert.deepEqual(read(memoryOnly), read(first));
   // Another encoder (one weight changed): another file, features computed.
   const w = 'vit.patch_embed.weight'; // (a key bias would not do: attention is invariant to it)
   const original = store.get(w).clone();
   tf.tidy(() => store.get(w).assign(tf.add(original, 0.5)));
-  const other = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
+  const other = await VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
   assert.equal(other.fromDisk, false);
   assert.notDeepEqual(read(other), read(first));
   assert.equal(files().length, 2);
@@ -161,10 +168,10 @@ test('frozen vision features: a feature file is written, read back identical, an
   original.dispose();
   // A damaged file is ignored and rewritten.
   for (const f of files()) truncateSync(join(dir, f), 100);
-  const rebuilt = VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
+  const rebuilt = await VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir });
   assert.equal(rebuilt.fromDisk, false);
   assert.deepEqual(read(rebuilt), read(first));
-  assert.equal(VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir }).fromDisk, true);
+  assert.equal((await VisionFeatureCache.build(model, fakeImages, ids, { flips: true, chunk: 5, dir })).fromDisk, true);
   assert.equal(tf.memory().numTensors, before, 'tensor count');
   store.dispose();
 });
