@@ -25,6 +25,7 @@ import { tf, type Rng, type Tensor4D } from '../backend';
 import { mapPool } from '../backend/pool';
 import type { Dataset } from './schema';
 import { CACHE_DIR } from './write';
+import { cacheFileHead, readCacheFileHead } from './cache-file';
 
 /** CLIP's per-channel normalisation (RGB), as in open_clip / OpenAI CLIP preprocessing. */
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
@@ -651,7 +652,7 @@ export class ImageStore {
   }
 
   // -------------------------------------------------------------------------------------------
-  // On-disk cache: MAGIC, u32 header length, JSON header {version, size, files}, then the pixels
+  // On-disk cache (cache-file.ts framing): JSON header {version, size, files}, then the pixels
   // of each file in header order.
 
   private async cacheFile(paths: string[]): Promise<string> {
@@ -692,14 +693,14 @@ export class ImageStore {
     }
     const per = this.size * this.size * 3;
     try {
-      if (buf.toString('latin1', 0, 8) !== CACHE_MAGIC) return false;
-      const hlen = buf.readUInt32LE(8);
-      const header = JSON.parse(buf.toString('utf8', 12, 12 + hlen)) as { version: number; size: number; files: string[] };
+      const head = readCacheFileHead<{ version: number; size: number; files: string[] }>(buf, CACHE_MAGIC);
+      if (!head) return false;
+      const { header, bodyStart } = head;
       if (header.version !== CACHE_VERSION || header.size !== this.size) return false;
       if (header.files.length !== paths.length || header.files.some((f, i) => f !== paths[i])) return false;
-      if (buf.length !== 12 + hlen + per * paths.length) return false;
+      if (buf.length !== bodyStart + per * paths.length) return false;
       paths.forEach((p, i) => {
-        const start = 12 + hlen + i * per;
+        const start = bodyStart + i * per;
         this.pixelsByPath.set(p, new Uint8Array(buf.buffer, buf.byteOffset + start, per));
       });
       this.counts.diskHits += paths.length;
@@ -711,16 +712,12 @@ export class ImageStore {
 
   private async writeCache(file: string, paths: string[]): Promise<void> {
     await mkdir(this.opts.cacheDir!, { recursive: true });
-    const header = Buffer.from(JSON.stringify({ version: CACHE_VERSION, size: this.size, files: paths }), 'utf8');
-    const head = Buffer.alloc(12);
-    head.write(CACHE_MAGIC, 0, 'latin1');
-    head.writeUInt32LE(header.length, 8);
+    const head = cacheFileHead(CACHE_MAGIC, { version: CACHE_VERSION, size: this.size, files: paths });
     // Written beside the target and renamed, so a reader never sees half a file.
     const tmp = `${file}.${process.pid}.tmp`;
     const fh = await open(tmp, 'w');
     try {
       await fh.write(head);
-      await fh.write(header);
       for (const p of paths) await fh.write(this.pixelsByPath.get(p)!);
     } finally {
       await fh.close();

@@ -15,7 +15,7 @@ import { PromptEncoder } from '../model/batch';
 import { loadCheckpoint } from '../model/checkpoint';
 import { lmTrainOf, resolveTrainConfig, type ResolvedTrainConfig, type TrainConfig } from '../train/config';
 import { train } from '../train/trainer';
-import { MAX_PERSISTED_FEATURE_BYTES, RepresentationTask, TAU_PATH, VisionFeatureCache, visionFeatureBytes, type VisionSource } from '../train/representation';
+import { featuresPersist, RepresentationTask, TAU_PATH, VisionFeatureCache, type VisionSource } from '../train/representation';
 import { vitPatchCount } from '../model/vit';
 import type { RecallProtocol } from '../eval/recall';
 import { presetConfig } from './presets';
@@ -188,13 +188,14 @@ function startVariantModel(spec: VariantSpec, dataset: Dataset, tokenizer: TextT
 export async function warmVisionFeatures(specs: readonly VariantSpec[], dataset: Dataset): Promise<number> {
   await initBackend();
   const done = new Set<string>();
+  const nNotes = runNoteIds(dataset).length;
   for (const spec of specs) {
     const tokenizer = loadRunTokenizer(spec.tokenizerPath, spec.sources);
     const { modelCfg, trainCfg } = variantConfigs(spec, tokenizer);
     if (!(modelCfg.earlyFusion || modelCfg.lateFusion) || !trainCfg.freezeVision) continue;
     // Too large to keep on disk: each worker computes its own, as it would anyway.
     const v = modelCfg.vision;
-    if (visionFeatureBytes(runNoteIds(dataset).length, trainCfg.flip, vitPatchCount(v), v.dim) > MAX_PERSISTED_FEATURE_BYTES) continue;
+    if (!featuresPersist(nNotes, trainCfg.flip, vitPatchCount(v), v.dim)) continue;
     // A pretrained or imported encoder is the same for every seed; a random one is the seed's.
     const key = JSON.stringify([spec.pretrained.vit ?? (spec.sources?.vision ? '' : spec.seed), spec.sources?.vision?.folder, modelCfg.vision, trainCfg.flip, spec.datasetDir]);
     if (done.has(key)) continue;

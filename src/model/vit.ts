@@ -170,12 +170,12 @@ export function vitArchitecture(cfg: ViTConfig): ViTArchitecture {
   };
 }
 
-/** MLP hidden width f of a resolved config. */
 /** n, the patch tokens per image: (imageSize / patchSize)². */
 export function vitPatchCount(cfg: Pick<ResolvedViTConfig, 'imageSize' | 'patchSize'>): number {
   return (cfg.imageSize / cfg.patchSize) ** 2;
 }
 
+/** MLP hidden width f of a resolved config. */
 export function vitMlpDim(cfg: ResolvedViTConfig): number {
   return cfg.mlpDim ?? cfg.mlpRatio * cfg.dim;
 }

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { Rng, tf } from '../backend';
 import type { Note, Pair } from '../data/schema';
 import type { ImageStore } from '../data/images';
+import { cacheFileHead, readCacheFileHead } from '../data/cache-file';
 import type { NoteLLM2Model, VisionFeatures, ModelOutputs } from '../model/notellm2';
 import { PromptEncoder, toModelInputs } from '../model/batch';
 import { infoNce, miclLoss } from './loss';
@@ -24,11 +25,11 @@ import type { Split, TrainTask } from './trainer';
 /** Parameter path of the temperature τ (used as exp τ, docs/method.md init 3.0). */
 export const TAU_PATH = 'loss.tau';
 
-/** On-disk feature file: MAGIC, u32 header length, JSON header, then float32 cls rows and token rows. */
+/** On-disk feature file (data/cache-file.ts framing): JSON header, then float32 cls rows and token rows. */
 const FEATURES_MAGIC = 'NLM2VFC1';
 const FEATURES_VERSION = 1;
 /** Feature sets larger than this stay in memory only (an imported encoder's can run to gigabytes). */
-export const MAX_PERSISTED_FEATURE_BYTES = 1 << 30;
+const MAX_PERSISTED_FEATURE_BYTES = 1 << 30;
 
 export interface FeatureCacheOptions {
   /** Also the features of each mirrored image (the flip augmentation of training). */
@@ -44,9 +45,13 @@ export interface FeatureCacheOptions {
   dir?: string;
 }
 
-/** Bytes of a feature set: per note and view (plain, mirrored) one CLS row and 1 + numPatches token rows of `dim` float32s. */
-export function visionFeatureBytes(notes: number, flips: boolean, numPatches: number, dim: number): number {
-  return notes * (flips ? 2 : 1) * (2 + numPatches) * dim * 4;
+/**
+ * Whether the features of `notes` notes (and their mirrors with `flips`) of an encoder with
+ * `numPatches` patches of width `dim` are kept in a feature file: per note and view one CLS
+ * row and 1 + numPatches token rows of float32s, at most MAX_PERSISTED_FEATURE_BYTES in all.
+ */
+export function featuresPersist(notes: number, flips: boolean, numPatches: number, dim: number): boolean {
+  return notes * (flips ? 2 : 1) * (2 + numPatches) * dim * 4 <= MAX_PERSISTED_FEATURE_BYTES;
 }
 
 /** A frozen encoder's features of many notes, plain and flipped, held as float32 arrays. */
@@ -73,8 +78,7 @@ export class VisionFeatureCache {
     const cache = new VisionFeatureCache(model);
     const chunk = opts.chunk ?? 128;
     const views = opts.flips ? [false, true] : [false];
-    const bytes = visionFeatureBytes(noteIds.length, views.length > 1, model.vit.numPatches, cache.dv);
-    const persist = opts.dir !== undefined && bytes <= MAX_PERSISTED_FEATURE_BYTES;
+    const persist = opts.dir !== undefined && featuresPersist(noteIds.length, views.length > 1, model.vit.numPatches, cache.dv);
     // With a feature file possible, the first chunk's images first: the rest may never be needed.
     await images.load(persist ? noteIds.slice(0, chunk) : noteIds);
     let file: string | null = null;
@@ -121,11 +125,10 @@ export class VisionFeatureCache {
     if (!existsSync(file)) return false;
     try {
       const buf = readFileSync(file);
-      if (buf.toString('latin1', 0, 8) !== FEATURES_MAGIC) return false;
-      const hlen = buf.readUInt32LE(8);
-      const header = JSON.parse(buf.toString('utf8', 12, 12 + hlen)) as { version: number; dv: number; nTokens: number; keys: string[] };
+      const head = readCacheFileHead<{ version: number; dv: number; nTokens: number; keys: string[] }>(buf, FEATURES_MAGIC);
+      if (!head) return false;
+      const { header, bodyStart: start } = head;
       const n = header.keys.length;
-      const start = 12 + hlen;
       if (header.version !== FEATURES_VERSION || header.dv !== this.dv || header.nTokens !== this.nTokens || buf.length !== start + n * (1 + this.nTokens) * this.dv * 4) return false;
       const data = new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length)); // aligned copy
       const per = this.nTokens * this.dv;
@@ -142,15 +145,12 @@ export class VisionFeatureCache {
 
   private write(file: string): void {
     const keys = [...this.rows.keys()].sort((a, b) => this.rows.get(a)! - this.rows.get(b)!);
-    const header = Buffer.from(JSON.stringify({ version: FEATURES_VERSION, dv: this.dv, nTokens: this.nTokens, keys }), 'utf8');
-    const head = Buffer.alloc(12);
-    head.write(FEATURES_MAGIC, 0, 'latin1');
-    head.writeUInt32LE(header.length, 8);
+    const head = cacheFileHead(FEATURES_MAGIC, { version: FEATURES_VERSION, dv: this.dv, nTokens: this.nTokens, keys });
     const body = (rows: Float32Array[]) => rows.map((r) => Buffer.from(r.buffer, r.byteOffset, r.byteLength));
     mkdirSync(join(file, '..'), { recursive: true });
     // Written beside the target and renamed: processes building the same set at once never see half a file.
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, Buffer.concat([head, header, ...body(this.cls), ...body(this.tokens)]));
+    writeFileSync(tmp, Buffer.concat([head, ...body(this.cls), ...body(this.tokens)]));
     renameSync(tmp, file);
   }
 
